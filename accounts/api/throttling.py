@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+from accounts.api.authentication import request_api_key
+
+
+class UserOrApiKeyRateThrottle(SimpleRateThrottle):
+    """One budget per API key, per user (session) or per anonymous IP.
+
+    Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (``apikey``,
+    ``user``, ``anon``); over the rate DRF answers 429 with ``Retry-After``.
+    """
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        api_key = request_api_key(request)
+        if api_key is not None:
+            self.scope = "apikey"
+        elif request.user and request.user.is_authenticated:
+            self.scope = "user"
+        else:
+            self.scope = "anon"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def __init__(self) -> None:  # rate is chosen per request in allow_request
+        pass
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        api_key = request_api_key(request)
+        if api_key is not None:
+            ident = f"key:{api_key.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

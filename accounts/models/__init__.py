@@ -1,0 +1,6 @@
+from accounts.models.api_keys import ApiKey
+from accounts.models.audit import AuditEvent
+from accounts.models.organizations import Invitation, Membership, Organization
+from accounts.models.users import User
+
+__all__ = ["ApiKey", "AuditEvent", "Invitation", "Membership", "Organization", "User"]

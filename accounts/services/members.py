@@ -1,0 +1,72 @@
+"""Membership changes. An organization always keeps at least one owner."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.errors import Forbidden, InvalidInput
+from accounts.models import Membership, Organization, User
+from accounts.roles import Role
+from accounts.services.audit import audit_record
+
+
+def _acting_role(organization: Organization, actor: User) -> int:
+    membership = Membership.objects.for_org(organization).filter(user=actor).first()
+    return membership.role if membership else 0
+
+
+def _lock_owners(organization: Organization) -> int:
+    """Count owners while holding their row locks (serializes concurrent demotions)."""
+    owners = Membership.objects.for_org(organization).select_for_update().filter(role=Role.OWNER)
+    return len(list(owners.values_list("pk", flat=True)))
+
+
+def membership_change_role(*, membership: Membership, actor: User, role: int) -> Membership:
+    try:
+        new_role = Role(role)
+    except ValueError as exc:
+        raise InvalidInput(f"unknown role {role!r}", field="role") from exc
+    organization = membership.organization
+    actor_role = _acting_role(organization, actor)
+    if new_role > actor_role or membership.role > actor_role:
+        raise Forbidden("you cannot grant or change a role above your own")
+    with transaction.atomic():
+        owners = _lock_owners(organization)
+        membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+        if membership.role == Role.OWNER and new_role != Role.OWNER and owners <= 1:
+            raise InvalidInput("an organization must keep at least one owner", field="role")
+        before = {"role": Role(membership.role).slug}
+        membership.role = new_role
+        membership.save(update_fields=["role", "updated_at"])
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="member.role_changed",
+            target=membership,
+            target_label=membership.user.email,
+            before=before,
+            after={"role": new_role.slug},
+        )
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor: User) -> None:
+    organization = membership.organization
+    is_self = membership.user_id == actor.pk
+    if not is_self and membership.role > _acting_role(organization, actor):
+        raise Forbidden("you cannot remove a member whose role is above yours")
+    with transaction.atomic():
+        owners = _lock_owners(organization)
+        membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+        if membership.role == Role.OWNER and owners <= 1:
+            raise InvalidInput("an organization must keep at least one owner; make someone else owner first")
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="member.removed",
+            target=membership,
+            target_label=membership.user.email,
+            before={"user": membership.user.email, "role": Role(membership.role).slug},
+        )
+        membership.delete()
+        # Keys a removed member created stop working with the membership (see authentication).

@@ -1,0 +1,24 @@
+"""The Celery application shared by every worker and by beat."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("staffer")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def _connect_signals() -> None:
+    from celery.signals import worker_ready
+
+    from config import heartbeat
+
+    worker_ready.connect(heartbeat.on_worker_ready, weak=False)
+
+
+_connect_signals()
