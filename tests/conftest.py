@@ -83,3 +83,15 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """One real worker for the session (tests using it need ``transactional_db``)."""
+    from tests.support.worker import Worker, purge_broker
+
+    with django_db_blocker.unblock():
+        purge_broker()
+        worker = Worker("session").start()
+    yield worker
+    worker.stop()

@@ -85,7 +85,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": embedded.DATABASE_NAME,
+            # STAFFER_DB_NAME points worker processes started by tests at the test database.
+            "NAME": env("STAFFER_DB_NAME", default=embedded.DATABASE_NAME),
             "USER": "postgres",
             "HOST": str(VAR_DIR / "pg"),
         }

@@ -30,9 +30,12 @@ class Command(BaseCommand):
         if not options["no_seed"]:
             call_command("seed_demo")
         python = sys.executable
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local")}
+        env = {**os.environ}
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
         commands = {
-            "web": [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "config.asgi:application"],
+            "web": [
+                python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "config.asgi:application",
+            ],
             "worker": [
                 python, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
                 "--concurrency", str(options["concurrency"]), "-Q", "celery,default",

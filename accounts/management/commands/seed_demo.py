@@ -13,7 +13,7 @@ from accounts.roles import Role
 from accounts.services.audit import audit_record
 
 DEMO_SLUG = "demo"
-DEMO_PASSWORD_ENV = "STAFFER_DEMO_PASSWORD"
+DEMO_PASSWORD_ENV = "STAFFER_DEMO_PASSWORD"  # noqa: S105 - a variable name
 DEFAULT_PASSWORD = "staffer-demo"  # noqa: S105 - the demo's published password
 
 
