@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 if TYPE_CHECKING:
@@ -32,6 +34,13 @@ class UserOrApiKeyRateThrottle(SimpleRateThrottle):
 
     def __init__(self) -> None:  # rate is chosen per request in allow_request
         pass
+
+    def get_rate(self) -> str | None:
+        # Read the rates now, not at import, so settings (and overrides in tests) apply.
+        try:
+            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        except KeyError as exc:
+            raise ImproperlyConfigured(f"no throttle rate set for {self.scope!r}") from exc
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         api_key = request_api_key(request)

@@ -90,8 +90,13 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
         return queryset.select_related("user")
 
     def required_scope(self, request: Request) -> str:
-        # Anyone may leave: removing oneself needs only membership.
-        if self.action == "destroy" and self.membership and str(self.kwargs.get("pk")) == str(self.membership.pk):
+        # Anyone may leave: removing oneself needs only membership (in person, not with an API key).
+        if (
+            self.action == "destroy"
+            and self.membership
+            and request_api_key(request) is None
+            and str(self.kwargs.get("pk")) == str(self.membership.pk)
+        ):
             return Scope.ORG_READ
         return super().required_scope(request)
 
@@ -164,7 +169,13 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     def create(self, request: Request, org_slug: str) -> Response:
         incoming = s.ApiKeyCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        issued = api_keys.api_key_create(organization=self.organization, actor=request.user, **incoming.validated_data)
+        calling_key = request_api_key(request)
+        issued = api_keys.api_key_create(
+            organization=self.organization,
+            actor=request.user,
+            limit_to=frozenset(calling_key.scopes) if calling_key is not None else None,
+            **incoming.validated_data,
+        )
         issued.api_key.key = issued.secret  # type: ignore[attr-defined]
         return Response(s.ApiKeyCreatedSerializer(issued.api_key).data, status=status.HTTP_201_CREATED)
 

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -21,8 +22,19 @@ class IssuedApiKey:
     secret: str  # shown once
 
 
-def api_key_create(*, organization: Organization, actor: User, name: str, scopes: Iterable[str]) -> IssuedApiKey:
-    """Issue a key carrying ``scopes`` (never more than the creator's own)."""
+def api_key_create(
+    *,
+    organization: Organization,
+    actor: User,
+    name: str,
+    scopes: Iterable[str],
+    limit_to: Collection[str] | None = None,
+) -> IssuedApiKey:
+    """Issue a key carrying ``scopes`` (never more than the creator's own).
+
+    ``limit_to`` caps the scopes further: a key made with another API key
+    carries no scope that the calling key lacks.
+    """
     name = name.strip()
     if not name:
         raise InvalidInput("a name is required", field="name")
@@ -33,9 +45,10 @@ def api_key_create(*, organization: Organization, actor: User, name: str, scopes
     if unknown:
         raise InvalidInput(f"unknown scopes: {', '.join(unknown)}", field="scopes")
     membership = Membership.objects.for_org(organization).get(user=actor)
-    beyond = [s for s in requested if s not in membership.scopes]
+    allowed = membership.scopes if limit_to is None else membership.scopes & frozenset(limit_to)
+    beyond = [s for s in requested if s not in allowed]
     if beyond:
-        raise InvalidInput(f"your role does not carry: {', '.join(beyond)}", field="scopes")
+        raise InvalidInput(f"you cannot give a key scopes you lack: {', '.join(beyond)}", field="scopes")
     public = new_secret(6)[:8]
     secret = f"{KEY_PREFIX}{public}_{new_secret()}"
     with transaction.atomic():
@@ -71,10 +84,16 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
     """Find the active key for ``secret`` and stamp its last use (at most once a minute)."""
     if not secret.startswith(KEY_PREFIX):
         return None
+    # A key works only while its creator still belongs to the key's organization.
+    creator_is_member = Exists(
+        Membership.objects.dangerously_unscoped().filter(
+            organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
+        )
+    )
     api_key = (
         ApiKey.objects.dangerously_unscoped()  # the secret itself names the organization
         .select_related("organization", "created_by")
-        .filter(key_hash=hash_secret(secret), revoked_at__isnull=True)
+        .filter(creator_is_member, key_hash=hash_secret(secret), revoked_at__isnull=True)
         .first()
     )
     if api_key is None:

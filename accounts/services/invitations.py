@@ -43,6 +43,10 @@ def invitation_create(*, organization: Organization, actor: User, email: str, ro
     token = new_secret()
     try:
         with transaction.atomic():
+            # An expired invitation no longer counts as open: it makes way for the new one.
+            Invitation.objects.for_org(organization).filter(
+                email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__lte=timezone.now()
+            ).update(revoked_at=timezone.now())
             invitation = Invitation.objects.for_org(organization).create(
                 organization=organization,
                 email=email,
@@ -101,6 +105,10 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         raise Forbidden(f"this invitation is for {invitation.email}; log in with that address")
     organization = invitation.organization
     with transaction.atomic():
+        # Lock the invitation so that it is accepted once, however many requests race.
+        locked = Invitation.objects.for_org(organization).select_for_update().get(pk=invitation.pk)
+        if locked.accepted_at is not None or locked.revoked_at is not None:
+            raise NotFound("this invitation does not exist or was already used")
         membership, _created = Membership.objects.for_org(organization).get_or_create(
             organization=organization, user=user, defaults={"role": invitation.role}
         )
@@ -121,6 +129,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
 def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     if invitation.accepted_at is not None:
         raise InvalidInput("this invitation was already accepted")
+    if invitation.revoked_at is not None:
+        return
     with transaction.atomic():
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])

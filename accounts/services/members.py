@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.errors import Forbidden, InvalidInput
-from accounts.models import Membership, Organization, User
+from accounts.models import ApiKey, Membership, Organization, User
 from accounts.roles import Role
 from accounts.services.audit import audit_record
 
@@ -60,6 +61,11 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
         membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
         if membership.role == Role.OWNER and owners <= 1:
             raise InvalidInput("an organization must keep at least one owner; make someone else owner first")
+        # The member's API keys in this organization are revoked with the membership
+        # (authentication also refuses a key whose creator is no longer a member).
+        keys = ApiKey.objects.for_org(organization).filter(created_by_id=membership.user_id, revoked_at__isnull=True)
+        revoked = sorted(keys.values_list("prefix", flat=True))
+        keys.update(revoked_at=timezone.now())
         audit_record(
             organization=organization,
             actor=actor,
@@ -67,6 +73,6 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
             target=membership,
             target_label=membership.user.email,
             before={"user": membership.user.email, "role": Role(membership.role).slug},
+            after={"revoked_api_keys": revoked} if revoked else None,
         )
         membership.delete()
-        # Keys a removed member created stop working with the membership (see authentication).
