@@ -39,7 +39,9 @@ def test_list_shows_prefix_scopes_and_last_use(tenant_a, page_for):
         organization=tenant_a.organization, actor=tenant_a.owner, name="Reporting", scopes=[Scope.USAGE_READ]
     )
     html = page_for(tenant_a.owner).get(f"/orgs/{tenant_a.slug}/api-keys/").content.decode()
-    assert "Reporting" in html and f"stf_{issued.api_key.prefix}" in html and "usage:read" in html
+    assert "Reporting" in html
+    assert f"stf_{issued.api_key.prefix}" in html
+    assert "usage:read" in html
     assert "Never" in html
     api_key_authenticate(issued.secret)
     html = page_for(tenant_a.owner).get(f"/orgs/{tenant_a.slug}/api-keys/").content.decode()
