@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from accounts.api import views
+from accounts.api import approvals, views
 
 ORG = r"orgs/(?P<org_slug>[-a-z0-9]+)"
 
@@ -10,6 +10,7 @@ router.register(rf"{ORG}/members", views.MembershipViewSet, basename="member")
 router.register(rf"{ORG}/invitations", views.InvitationViewSet, basename="invitation")
 router.register(rf"{ORG}/api-keys", views.ApiKeyViewSet, basename="apikey")
 router.register(rf"{ORG}/audit-events", views.AuditEventViewSet, basename="auditevent")
+router.register(rf"{ORG}/approvals", approvals.ApprovalViewSet, basename="approval")
 
 urlpatterns = [
     path("orgs/", views.OrganizationListViewSet.as_view({"get": "list", "post": "create"}), name="organization-list"),
