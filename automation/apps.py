@@ -1,5 +1,22 @@
+import importlib
+
 from django.apps import AppConfig
+
+# Executors other modules of this app contribute, loaded if present.
+OPTIONAL_EXECUTOR_MODULES = ("automation.executors.approval",)
 
 
 class AutomationConfig(AppConfig):
     name = "automation"
+
+    def ready(self) -> None:
+        from automation.executors import builtin, tool
+
+        builtin.register_builtins()
+        tool.register_if_available()
+        for module in OPTIONAL_EXECUTOR_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise

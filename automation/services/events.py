@@ -1,0 +1,83 @@
+"""The per-task event log: append in the change's transaction, publish after commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+
+from accounts.events import publish_org_event
+from accounts.models import User
+from automation.models import Task, TaskEvent
+
+logger = logging.getLogger(__name__)
+
+STREAM_EVENT = "task.event"
+"""The ``type`` pages receive on the organization's socket for every TaskEvent."""
+
+
+def _next_sequence(task: Task) -> int:
+    # The UPDATE row-locks the task until commit, so sequences are gap-free and ordered per task.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE automation_task SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq", [task.pk]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Task.DoesNotExist(f"task {task.pk} is gone")
+    task.event_seq = row[0]
+    return int(row[0])
+
+
+def event_payload(event: TaskEvent) -> dict[str, Any]:
+    """The JSON form of an event, as streamed and as the API lists it."""
+    return {
+        "id": event.pk,
+        "task": event.task_id,
+        "sequence": event.sequence,
+        "type": event.type,
+        "actor": event.actor_label,
+        "payload": event.payload,
+        "created_at": event.created_at.isoformat() if event.created_at else None,
+    }
+
+
+def _publish(organization_id: int, data: dict[str, Any]) -> None:
+    try:
+        publish_org_event(organization_id=organization_id, event=STREAM_EVENT, data=data)
+    except Exception:  # the stream is best effort: PostgreSQL holds the log and pages replay from it
+        logger.warning("could not publish task event %s.%s", data.get("task"), data.get("sequence"), exc_info=True)
+
+
+def event_append(
+    *,
+    task: Task,
+    type: str,
+    actor: User | None = None,
+    actor_label: str = "",
+    payload: dict[str, Any] | None = None,
+) -> TaskEvent:
+    """Append a TaskEvent with the task's next sequence number; stream it after commit.
+
+    Call inside the transaction of the change the event records. ``actor`` is
+    the person (or ``None`` for the system; ``actor_label`` then says which
+    part, e.g. ``worker:host`` or ``schedule:12``).
+    """
+    sequence = _next_sequence(task)
+    label = actor_label or (actor.email if actor is not None and actor.pk else "system")
+    event = TaskEvent(
+        organization_id=task.organization_id,
+        task=task,
+        sequence=sequence,
+        type=type,
+        actor=actor if actor is not None and actor.pk else None,
+        actor_label=label[:200],
+        payload=json.loads(DjangoJSONEncoder().encode(payload or {})),
+    )
+    event.save(force_insert=True)
+    data = event_payload(event)
+    transaction.on_commit(lambda: _publish(task.organization_id, data))
+    return event
