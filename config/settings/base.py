@@ -181,6 +181,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Automation engine (each value is explained in automation/conf.py) ----------------
+AUTOMATION_LEASE_SECONDS = env.float("AUTOMATION_LEASE_SECONDS", default=30)
+AUTOMATION_RECONCILE_SECONDS = env.float("AUTOMATION_RECONCILE_SECONDS", default=2)
+AUTOMATION_REDISPATCH_SECONDS = env.float("AUTOMATION_REDISPATCH_SECONDS", default=15)
+AUTOMATION_RUN_TIMEOUT_SECONDS = env.float("AUTOMATION_RUN_TIMEOUT_SECONDS", default=300)
+AUTOMATION_RETRY_BASE_SECONDS = env.float("AUTOMATION_RETRY_BASE_SECONDS", default=2)
+AUTOMATION_RETRY_CAP_SECONDS = env.float("AUTOMATION_RETRY_CAP_SECONDS", default=300)
+AUTOMATION_ORG_CONCURRENCY = env.int("AUTOMATION_ORG_CONCURRENCY", default=10)
+AUTOMATION_PRIORITY_AGING_SECONDS = env.float("AUTOMATION_PRIORITY_AGING_SECONDS", default=30)
+AUTOMATION_BREAKER_THRESHOLD = env.int("AUTOMATION_BREAKER_THRESHOLD", default=5)
+AUTOMATION_BREAKER_COOLDOWN_SECONDS = env.float("AUTOMATION_BREAKER_COOLDOWN_SECONDS", default=30)
+
 # --- Celery -------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS.broker_url()
 CELERY_RESULT_BACKEND = REDIS.result_backend_url()
@@ -194,9 +206,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redelivery of unacknowledged messages after a whole worker dies. Work is
-# recovered sooner by the reconciler (PostgreSQL is the record), so this only
-# bounds the broker's own restore; tasks never use long ETAs.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# recovered sooner by the reconciler (PostgreSQL is the record: leases of
+# AUTOMATION_LEASE_SECONDS), so this only bounds the broker's own restore. It
+# is set just above the hard time limit of one attempt (run timeout + 60 s):
+# a healthy long attempt is never redelivered while it runs, and a message
+# lost with its worker still comes back within minutes if the reconciler is
+# down. Tasks never use long ETAs (delayed retries live in PostgreSQL).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(AUTOMATION_RUN_TIMEOUT_SECONDS) + 90}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

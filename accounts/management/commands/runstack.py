@@ -26,6 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
+        call_command("setup_periodic_tasks")  # the system's periodic jobs (automation/system_jobs.py)
         call_command("collectstatic", interactive=False, verbosity=0)
         if not options["no_seed"]:
             call_command("seed_demo")
