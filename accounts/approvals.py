@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 _handlers: dict[str, list[ApprovalHandler]] = {}
 
 
+class HandlerNotReady(Exception):
+    """Raised by a handler whose subject cannot take the decision yet (e.g. a task not parked yet).
+
+    The approval stays un-notified and the sweep calls the handler again later.
+    """
+
+
 def register_approval_handler(kind: str, handler: ApprovalHandler) -> None:
     """Call ``handler(approval)`` after each decision on approvals of ``kind``.
 

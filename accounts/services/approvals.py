@@ -28,7 +28,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.approvals import approval_handlers
+from accounts.approvals import HandlerNotReady, approval_handlers
 from accounts.errors import Conflict, Forbidden, InvalidInput, NotFound
 from accounts.models import ApprovalRequest, ApprovalStatus, Membership, Organization, User
 from accounts.models.approvals import APPROVAL_TRANSITIONS
@@ -351,6 +351,9 @@ def approval_notify(*, approval_id: int) -> bool:
     for handler in approval_handlers(approval.kind):
         try:
             handler(approval)
+        except HandlerNotReady as exc:
+            logger.info("approval %s: %s; the sweep will call the handler again", approval.pk, exc)
+            return False
         except Exception:
             logger.exception("approval %s: decision handler %r failed; the sweep will retry", approval.pk, handler)
             return False
