@@ -1,40 +1,60 @@
 """The ``tool`` executor: runs a registered tool of the tools app.
 
-It is written against :class:`ToolInvoker`, the small calling convention the
-engine needs, and registered (in ``AppConfig.ready``) only once the tools app
-provides ``tools.services.invoke_tool``. Each call carries an idempotency key
-that does not change between attempts (``task:<id>:tool:<name>``), so a tool
-with an outside effect can refuse to repeat it; the breaker key is
-``tool:<name>``, so one failing integration opens its own circuit.
+It is written against :class:`ToolBackend`, the small calling convention the
+engine needs; :class:`ToolsAppBackend` adapts the tools app's invocation
+pipeline (``tools.services.invocation.invoke_tool``) to it, and the executor
+is registered only when that pipeline exists.
+
+The tool acts for the task's creator (or its assigned user): the pipeline
+checks that person's role, budget and approval policy. Each call carries an
+idempotency key that does not change between attempts
+(``task:<id>:tool:<name>``), so the pipeline replays a finished call instead
+of repeating its side effect. A call that needs approval parks the task; the
+decision on that approval resumes it (approved: the executor runs again and
+the pipeline finds the approval by the same key) or fails it. The breaker key
+is ``tool:<name>``, so one failing integration opens its own circuit.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from accounts.errors import InvalidInput
 from automation.executors.base import BaseExecutor, ExecutionContext, ExecutionResult
 from automation.executors.registry import register_executor
 
+if TYPE_CHECKING:
+    from accounts.models import ApprovalRequest
 
-class ToolInvoker(Protocol):
-    """``invoke_tool(...)`` as the engine calls it; returns a dict with ``ok`` and ``output`` or ``error``.
 
-    Optional keys in the answer: ``retryable`` (default True), ``cost``, ``log``.
-    """
+@dataclass(frozen=True)
+class ToolAnswer:
+    """What a tool call came to, as the engine sees it."""
 
-    def __call__(
-        self, *, organization_id: int, name: str, arguments: dict[str, Any], idempotency_key: str,
-        actor_label: str,
-    ) -> dict[str, Any]: ...
+    status: Literal["succeeded", "failed", "needs_approval", "refused"]
+    output: Any = None
+    reason: str = ""
+    retryable: bool = False
+
+
+class ToolBackend(Protocol):
+    """How the engine checks and runs tools."""
+
+    def check(self, name: str, arguments: dict[str, Any]) -> str | None:
+        """A message naming what is wrong with ``name``/``arguments``, or None."""
+
+    def invoke(self, *, context: ExecutionContext, name: str, arguments: dict[str, Any],
+               idempotency_key: str) -> ToolAnswer:
+        """Run the tool for the task in ``context``."""
 
 
 class ToolExecutor(BaseExecutor):
     """Parameters: ``{"tool": "<registered tool name>", "arguments": {...}}``."""
 
-    def __init__(self, invoke: ToolInvoker) -> None:
-        self.invoke = invoke
+    def __init__(self, backend: ToolBackend) -> None:
+        self.backend = backend
 
     def validate(self, parameters: dict[str, Any]) -> dict[str, Any]:
         name = parameters.get("tool")
@@ -43,6 +63,9 @@ class ToolExecutor(BaseExecutor):
         arguments = parameters.get("arguments", {})
         if not isinstance(arguments, dict):
             raise InvalidInput("arguments must be an object", field="parameters.arguments")
+        problem = self.backend.check(name, arguments)
+        if problem:
+            raise InvalidInput(problem, field="parameters.arguments" if "argument" in problem else "parameters.tool")
         return {"tool": name, "arguments": arguments}
 
     def breaker_key(self, name: str, parameters: dict[str, Any]) -> str:
@@ -50,29 +73,103 @@ class ToolExecutor(BaseExecutor):
 
     def execute(self, context: ExecutionContext) -> ExecutionResult:
         name = context.parameters["tool"]
-        answer = self.invoke(
-            organization_id=context.organization_id,
-            name=name,
-            arguments=context.parameters.get("arguments", {}),
+        answer = self.backend.invoke(
+            context=context, name=name, arguments=context.parameters.get("arguments", {}),
             idempotency_key=f"task:{context.task.pk}:tool:{name}",
-            actor_label=f"task:{context.task.pk}",
         )
-        log = str(answer.get("log", ""))
-        cost = answer.get("cost", 0) or 0
-        if answer.get("ok"):
-            return ExecutionResult.completed(answer.get("output"), log=log, cost=cost)
-        return ExecutionResult.failed(str(answer.get("error") or f"tool {name!r} failed"), log=log, cost=cost,
-                                      retryable=bool(answer.get("retryable", True)))
+        context.log(f"tool {name}: {answer.status}" + (f" ({answer.reason})" if answer.reason else ""))
+        if answer.status == "succeeded":
+            return ExecutionResult.completed(answer.output)
+        if answer.status == "needs_approval":
+            return ExecutionResult.parked(answer.reason or f"tool {name} needs approval")
+        return ExecutionResult.failed(answer.reason or f"tool {name} {answer.status}", retryable=answer.retryable)
+
+
+class ToolsAppBackend:
+    """The tools app's registry and invocation pipeline behind :class:`ToolBackend`."""
+
+    RETRYABLE_CODES = frozenset({"in_progress"})
+
+    def check(self, name: str, arguments: dict[str, Any]) -> str | None:
+        from tools.registry import get_tool
+        from tools.services.invocation import schema_errors
+
+        tool = get_tool(name)
+        if tool is None:
+            return f"there is no tool named {name!r}"
+        errors = schema_errors(tool, arguments)
+        if errors:
+            return "the arguments do not match the tool: " + "; ".join(
+                f"{path}: {', '.join(messages)}" for path, messages in sorted(errors.items())
+            )
+        return None
+
+    def invoke(self, *, context: ExecutionContext, name: str, arguments: dict[str, Any],
+               idempotency_key: str) -> ToolAnswer:
+        from accounts.models import Organization
+        from tools.services.invocation import invoke_tool
+        from tools.types import InvocationContext, Outcome
+
+        task = context.task
+        actor = task.assignee_user if task.assignee_user_id else task.created_by
+        if actor is None:
+            return ToolAnswer("refused", reason="a tool task acts for a person: it needs a creator or an assigned user")
+        result = invoke_tool(
+            organization=Organization.objects.get(pk=task.organization_id),
+            actor=actor,
+            tool_name=name,
+            arguments=arguments,
+            idempotency_key=idempotency_key,
+            context=InvocationContext(source="task", group=f"task:{task.pk}", task_id=str(task.pk),
+                                      step_id=task.step_key[:64]),
+        )
+        if result.ok:
+            return ToolAnswer("succeeded", output=result.result)
+        if result.outcome == Outcome.NEEDS_APPROVAL:
+            return ToolAnswer("needs_approval", reason=result.reason)
+        if result.outcome in (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.RUNNING):
+            return ToolAnswer("failed", reason=result.reason or str(result.outcome), retryable=True)
+        return ToolAnswer("refused", reason=f"{result.code}: {result.reason}",
+                          retryable=result.code in self.RETRYABLE_CODES)
+
+
+def on_tool_approval_decided(approval: ApprovalRequest) -> None:
+    """A tool-call approval was decided: resume (approved) or fail (otherwise) the task parked on it."""
+    from accounts.approvals import HandlerNotReady
+    from accounts.models import ApprovalStatus
+    from automation.models import BlockedKind, Task, TaskStatus
+    from automation.services.tasks import task_fail, task_resume
+    from tools.models import ToolCall
+
+    if approval.status == ApprovalStatus.PENDING:
+        return
+    task_ids = {
+        int(pk) for pk in ToolCall.objects.for_org(approval.organization).filter(approval=approval)
+        .values_list("task_id", flat=True) if str(pk).isdigit()
+    }
+    for task in Task.objects.for_org(approval.organization).filter(pk__in=task_ids, executor="tool"):
+        if task.status == TaskStatus.IN_PROGRESS:
+            raise HandlerNotReady(f"task {task.pk} has not parked yet")
+        if task.status != TaskStatus.BLOCKED or task.blocked_kind != BlockedKind.PARKED:
+            continue
+        label = f"approval:{approval.pk}"
+        if approval.status == ApprovalStatus.APPROVED:
+            task_resume(task=task, actor=None, actor_label=label, reason=f"approval #{approval.pk} approved")
+        else:
+            task_fail(task=task, actor=None, actor_label=label,
+                      reason=f"approval #{approval.pk} {approval.status}: {approval.decision_reason or 'no reason'}")
 
 
 def register_if_available() -> bool:
-    """Register ``tool`` when ``tools.services.invoke_tool`` exists; return whether it was registered."""
+    """Register ``tool`` when the tools app's invocation pipeline exists; return whether it was registered."""
     try:
-        services = importlib.import_module("tools.services")
+        invocation = importlib.import_module("tools.services.invocation")
     except ImportError:
         return False
-    invoke = getattr(services, "invoke_tool", None)
-    if invoke is None:
+    if getattr(invocation, "invoke_tool", None) is None:
         return False
-    register_executor("tool", ToolExecutor(invoke), replace=True)
+    from accounts.approvals import register_approval_handler
+
+    register_executor("tool", ToolExecutor(ToolsAppBackend()), replace=True)
+    register_approval_handler("tool_call", on_tool_approval_decided)
     return True
