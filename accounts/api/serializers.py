@@ -81,7 +81,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
 
 class InvitationCreateSerializer(serializers.Serializer[None]):
     email = serializers.EmailField()
-    role = RoleField(required=False, default="member")
+    role = RoleField(required=False, default=Role.MEMBER)
 
 
 class InvitationCreatedSerializer(InvitationSerializer):
