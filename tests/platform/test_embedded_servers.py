@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow]
 @pytest.fixture
 def root():
     # Unix socket paths are limited to ~107 characters: keep this short.
-    path = Path(f"/tmp/stf-emb-{os.getpid()}")  # noqa: S108
+    path = Path(f"/tmp/stf-emb-{os.getpid()}")
     path.mkdir(exist_ok=True)
     yield path
     embedded.wipe(path)
@@ -66,7 +66,8 @@ def _servers(root: Path, command: str) -> str:
     """Run ``python -m config.servers`` in its own process, as every real process attaches."""
     env = {**os.environ, "STAFFER_VAR_DIR": str(root)}
     result = subprocess.run(
-        [sys.executable, "-m", "config.servers", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "config.servers", command],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
