@@ -182,6 +182,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "automation.models.tasks.TaskStatus",
         "TaskRunStatusEnum": "automation.models.tasks.RunStatus",
+        "ScheduleKindEnum": "automation.models.schedules.ScheduleKind",
+        "TriggerKindEnum": "automation.models.schedules.TriggerKind",
+        "ApprovalStatusEnum": "accounts.models.approvals.ApprovalStatus",
     },
 }
 
