@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tools.registry import Tool
+
 
 def register_all() -> None:
     from tools.registry import register_tool
@@ -10,5 +15,7 @@ def register_all() -> None:
         register_tool(tool)
 
 
-def all_builtin_tools() -> list:  # type: ignore[type-arg]
-    return []
+def all_builtin_tools() -> list[Tool]:
+    from tools.builtin.http import HTTP_REQUEST
+
+    return [HTTP_REQUEST]
