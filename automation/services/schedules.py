@@ -281,11 +281,11 @@ def schedule_create(
 def schedule_update(*, schedule: Schedule, actor: User | None, now: datetime | None = None,
                     **changes: Any) -> Schedule:
     """Change a schedule. A change of timing (or enabling it again) recomputes the next run from now."""
+    if "timezone_name" in changes:
+        changes["timezone"] = changes.pop("timezone_name")
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
-    if "timezone_name" in changes:
-        changes["timezone"] = changes.pop("timezone_name")
     now = now or timezone.now()
     with transaction.atomic():
         schedule = Schedule.objects.for_org(schedule.organization).select_for_update().get(pk=schedule.pk)
