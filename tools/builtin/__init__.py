@@ -16,6 +16,8 @@ def register_all() -> None:
 
 
 def all_builtin_tools() -> list[Tool]:
+    from tools.builtin.command import RUN_COMMAND
+    from tools.builtin.files import FILES_DELETE, FILES_LIST, FILES_MOVE, FILES_READ, FILES_WRITE
     from tools.builtin.http import HTTP_REQUEST
 
-    return [HTTP_REQUEST]
+    return [HTTP_REQUEST, FILES_LIST, FILES_READ, FILES_WRITE, FILES_MOVE, FILES_DELETE, RUN_COMMAND]

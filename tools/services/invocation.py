@@ -117,7 +117,21 @@ def schema_errors(tool: Tool, arguments: Any) -> dict[str, list[str]]:
 
 
 def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """``value`` as stored JSON: PostgreSQL's jsonb cannot hold NUL characters, so they are replaced."""
+    text = json.dumps(value, cls=DjangoJSONEncoder)
+    if "\\u0000" in text:
+        text = text.replace("\\u0000", "\\ufffd")
+    return json.loads(text)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _setting_for(organization: Organization, tool_name: str) -> ToolSetting | None:
@@ -175,6 +189,8 @@ def invoke_tool(
         if denied:
             raise _Refusal("forbidden", denied)
         errors = schema_errors(tool, arguments)
+        if not errors and _has_nul(arguments):
+            errors = {"arguments": ["text may not contain NUL characters"]}
         if errors:
             raise _Refusal("invalid_arguments", "the arguments do not match the tool's parameters", errors)
         ctx = ToolContext(organization=organization, actor=actor, membership=membership, tool=tool,
@@ -278,8 +294,8 @@ def _record_refusal(base: _Record, refusal: _Refusal) -> InvocationResult:
             **base.fields(),
             outcome=Outcome.REFUSED,
             reason_code=refusal.code,
-            reason=refusal.reason,
-            result={"errors": refusal.errors} if refusal.errors else None,
+            reason=refusal.reason.replace("\x00", "\ufffd"),
+            result=_json_safe({"errors": refusal.errors}) if refusal.errors else None,
             finished_at=timezone.now(),
         )
         _audit(call, actor=base.actor)
@@ -457,8 +473,8 @@ def _claim_and_run(base: _Record, *, ctx: ToolContext, approval: ApprovalRequest
     elapsed = time.monotonic() - started
     call.outcome = outcome
     call.reason_code = code[:40]
-    call.reason = ctx.scrub(reason)[:2000]
-    call.result = redact(result, secret_names=tool.secret_arguments, secrets=ctx.secrets)
+    call.reason = ctx.scrub(reason).replace("\x00", "\ufffd")[:2000]
+    call.result = _json_safe(redact(result, secret_names=tool.secret_arguments, secrets=ctx.secrets))
     call.duration_ms = int(elapsed * 1000)
     call.cost = ctx.cost if ctx.cost is not None else (call.cost_estimate if outcome == Outcome.SUCCEEDED else None)
     call.finished_at = timezone.now()
