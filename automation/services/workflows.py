@@ -253,6 +253,7 @@ def workflow_start(
     """Start a version (default: the latest) of a workflow: a parent task with one subtask per step."""
     now = now or timezone.now()
     organization = template.organization
+    template = WorkflowTemplate.objects.for_org(organization).select_related("organization").get(pk=template.pk)
     if template.archived:
         raise InvalidInput("this workflow is archived", field="workflow")
     versions = WorkflowVersion.objects.for_org(organization).filter(template=template)

@@ -199,6 +199,11 @@ AUTOMATION_ORG_CONCURRENCY = env.int("AUTOMATION_ORG_CONCURRENCY", default=10)
 AUTOMATION_PRIORITY_AGING_SECONDS = env.float("AUTOMATION_PRIORITY_AGING_SECONDS", default=30)
 AUTOMATION_BREAKER_THRESHOLD = env.int("AUTOMATION_BREAKER_THRESHOLD", default=5)
 AUTOMATION_BREAKER_COOLDOWN_SECONDS = env.float("AUTOMATION_BREAKER_COOLDOWN_SECONDS", default=30)
+# How late a scheduled run may be and still count as on time (missed-run policy "skip").
+SCHEDULE_GRACE_SECONDS = env.float("SCHEDULE_GRACE_SECONDS", default=300)
+
+# Functions called with the demo organization by `manage.py seed_demo`.
+DEMO_SEED_HOOKS = ["automation.workflow_templates.seed_demo"]
 
 # --- Celery -------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS.broker_url()
