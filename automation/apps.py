@@ -4,6 +4,8 @@ from django.apps import AppConfig
 
 # Executors other modules of this app contribute, loaded if present.
 OPTIONAL_EXECUTOR_MODULES = ("automation.executors.approval",)
+# Celery tasks and system jobs of schedules, reminders and approval expiry (registered on import).
+SCHEDULE_MODULES = ("automation.tasks_schedules",)
 
 
 class AutomationConfig(AppConfig):
@@ -20,3 +22,5 @@ class AutomationConfig(AppConfig):
             except ModuleNotFoundError as exc:
                 if exc.name != module:
                     raise
+        for module in SCHEDULE_MODULES:
+            importlib.import_module(module)

@@ -197,6 +197,10 @@ def after_terminal(task: Task, *, actor: User | None = None, actor_label: str = 
     """``task`` became completed, failed, skipped or cancelled: release (or skip) its dependents, settle its parent."""
     release_dependents(task, actor=actor, actor_label=actor_label)
     settle_parent(task, actor=actor, actor_label=actor_label)
+    if task.status in (S.COMPLETED, S.FAILED):
+        from automation.services.triggers import on_task_finished  # imports task services: load lazily
+
+        on_task_finished(task)
 
 
 def settle_parent(child: Task, *, actor: User | None = None, actor_label: str = "") -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -423,7 +423,7 @@ def on_task_finished(task: Task) -> list[Task]:
         try:
             with transaction.atomic():
                 delivery = _fire(trigger, payload=payload, now=now, source_task=task, depth=depth)
-        except (ServiceError, IntegrityError):
+        except (ServiceError, DatabaseError):
             logger.exception("trigger %s could not fire for task %s", trigger.pk, task.pk)
             continue
         created.append(delivery.task)  # type: ignore[arg-type]

@@ -184,45 +184,41 @@ def test_fire_event_runs_matching_triggers_and_event_schedules(tenants):
 
 
 def test_task_completed_and_failed_triggers(tenant_a):
-    """When a task completes or fails, the matching outcome triggers create their tasks."""
+    """When a task completes or fails, the engine fires the matching outcome triggers in the same transaction."""
+    from automation.services.tasks import task_start
+
     make_trigger(tenant_a, name="Done", kind="task_completed", conditions={"execution_type": "manual"},
                  task_title="Tell the team")
     make_trigger(tenant_a, name="Failed", kind="task_failed", task_title="Investigate")
     done = make_manual_task(tenant_a.organization, title="Write report")
-    from automation.services.tasks import task_start
-
     task_start(task=done, actor=tenant_a.member)
-    done = task_complete(task=done, actor=tenant_a.member)
-    created = svc.on_task_finished(done)
+    task_complete(task=done, actor=tenant_a.member)
+    created = list(trigger_tasks(tenant_a.organization))
     assert [t.title for t in created] == ["Tell the team"]
     assert created[0].ai_context["payload"]["task"] == done.pk
     broken = make_manual_task(tenant_a.organization, title="Fix printer")
     task_start(task=broken, actor=tenant_a.member)
-    broken = task_fail(task=broken, actor=tenant_a.member, reason="no toner")
-    created = svc.on_task_finished(broken)
-    assert [t.title for t in created] == ["Investigate"]
-    assert created[0].ai_context["payload"]["failure_reason"] == "no toner"
+    task_fail(task=broken, actor=tenant_a.member, reason="no toner")
+    investigate = trigger_tasks(tenant_a.organization).get(title="Investigate")
+    assert investigate.ai_context["payload"]["failure_reason"] == "no toner"
+    delivery = TriggerDelivery.objects.for_org(tenant_a.organization).get(task=investigate)
+    assert delivery.source_task_id == broken.pk
 
 
 def test_outcome_triggers_cannot_loop_forever(tenant_a, engine):
-    """A trigger that fires on every completed task stops after MAX_DEPTH generations."""
-    make_trigger(tenant_a, name="Echo", kind="task_completed", task_title="Echo")
-    first = make_manual_task(tenant_a.organization, title="Seed")
+    """A trigger that fires on every completed task (its own included) stops after MAX_DEPTH generations."""
     from automation.services.tasks import task_start
 
+    make_trigger(tenant_a, name="Echo", kind="task_completed", task_title="Echo")
+    first = make_manual_task(tenant_a.organization, title="Seed")
     task_start(task=first, actor=tenant_a.member)
-    current = task_complete(task=first, actor=tenant_a.member)
-    generations = 0
-    while True:
-        created = svc.on_task_finished(current)
-        if not created:
-            break
-        generations += 1
-        engine.drain()
-        current = Task.objects.for_org(tenant_a.organization).get(pk=created[0].pk)
-        assert current.status == "completed"
-        assert generations <= svc.MAX_DEPTH
-    assert generations == svc.MAX_DEPTH
+    task_complete(task=first, actor=tenant_a.member)
+    engine.drain()
+    echoes = trigger_tasks(tenant_a.organization)
+    assert echoes.count() == svc.MAX_DEPTH
+    assert set(echoes.values_list("status", flat=True)) == {"completed"}
+    depths = sorted(TriggerDelivery.objects.for_org(tenant_a.organization).values_list("depth", flat=True))
+    assert depths == list(range(1, svc.MAX_DEPTH + 1))
 
 
 # --- API -------------------------------------------------------------------------------
