@@ -1,0 +1,100 @@
+"""Indexing the messages and passages facts come from, so retrieval can search both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from accounts.errors import InvalidInput
+from accounts.models import Organization, User
+from memory import conf, embeddings, privacy
+from memory.errors import SecretRefused
+from memory.models import Message, SourceType
+from memory.services.facts import ensure_memory_on
+
+
+@dataclass
+class MessageInput:
+    text: str
+    speaker: str = ""
+    source_type: str = SourceType.MESSAGE
+    source_id: str = ""
+    source_link: str = ""
+    occurred_at: datetime | None = None
+
+
+def validate_message_input(candidate: MessageInput) -> None:
+    text = (candidate.text or "").strip()
+    if not text:
+        raise InvalidInput("a message needs a text", field="text")
+    if len(text) > conf.MAX_SOURCE_TEXT_CHARS:
+        raise InvalidInput(f"at most {conf.MAX_SOURCE_TEXT_CHARS} characters", field="text")
+    if len(candidate.speaker or "") > conf.MAX_NAME_CHARS:
+        raise InvalidInput(f"at most {conf.MAX_NAME_CHARS} characters", field="speaker")
+    if len(candidate.source_id or "") > 200:
+        raise InvalidInput("at most 200 characters", field="source_id")
+    if len(candidate.source_link or "") > 500:
+        raise InvalidInput("at most 500 characters", field="source_link")
+    if candidate.source_type not in SourceType.values:
+        raise InvalidInput(f"unknown source type {candidate.source_type!r}", field="source_type")
+    findings = privacy.scan_fields({"text": candidate.text, "speaker": candidate.speaker,
+                                    "source_link": candidate.source_link})
+    if findings:
+        raise SecretRefused(findings)
+
+
+def embedding_text(candidate: MessageInput | Message) -> str:
+    """What a message's embedding encodes: who said it and what."""
+    text = candidate.text.strip()
+    return f"{candidate.speaker}: {text}" if candidate.speaker else text
+
+
+def messages_record(
+    *, organization: Organization, candidates: Sequence[MessageInput], actor: User | None = None
+) -> list[Message | InvalidInput]:
+    """Index messages (one embedding batch). A message holding a secret is refused whole and reported.
+
+    A message already indexed under the same source type and id is returned as it is.
+    """
+    ensure_memory_on(organization=organization)
+    results: list[Message | InvalidInput] = [InvalidInput("not processed")] * len(candidates)
+    fresh: list[tuple[int, MessageInput]] = []
+    messages = Message.objects.for_org(organization)
+    for index, candidate in enumerate(candidates):
+        try:
+            validate_message_input(candidate)
+        except InvalidInput as refused:
+            results[index] = refused
+            continue
+        if candidate.source_id:
+            known = messages.filter(source_type=candidate.source_type, source_id=candidate.source_id).first()
+            if known is not None:
+                results[index] = known
+                continue
+        fresh.append((index, candidate))
+    vectors = embeddings.embed_texts([embedding_text(c) for _, c in fresh])
+    with transaction.atomic():
+        for (index, candidate), vector in zip(fresh, vectors, strict=True):
+            results[index] = messages.create(
+                organization=organization,
+                source_type=candidate.source_type,
+                source_id=candidate.source_id,
+                source_link=candidate.source_link,
+                speaker=candidate.speaker.strip(),
+                text=candidate.text.strip(),
+                occurred_at=candidate.occurred_at,
+                created_by=actor if actor is not None and actor.pk else None,
+                embedding=vector,
+            )
+    return results
+
+
+def message_record(*, organization: Organization, candidate: MessageInput, actor: User | None = None) -> Message:
+    """Index one message, or raise what refused it."""
+    result = messages_record(organization=organization, candidates=[candidate], actor=actor)[0]
+    if isinstance(result, InvalidInput):
+        raise result
+    return result
