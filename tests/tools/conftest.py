@@ -14,7 +14,7 @@ from tools.types import Money, SideEffect
 
 
 @pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path):
+def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
 
@@ -151,3 +151,20 @@ def usd_budget(tenant_a):
         daily_limit=200_000,
         monthly_limit=1_000_000,
     )
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """A real SMTP server on loopback, with Django's SMTP backend pointed at it."""
+    from tests.tools.support.smtp import SmtpSink
+
+    sink = SmtpSink().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = sink.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.DEFAULT_FROM_EMAIL = "staffer@staffer.test"
+    yield sink
+    sink.stop()

@@ -19,13 +19,13 @@ def _call(tenant, tool, user=None, **arguments):
                        arguments=arguments)
 
 
-def test_write_read_list_move_delete(tenant_a, _media_root):
+def test_write_read_list_move_delete(tenant_a, media_root):
     """A member writes, reads, lists, moves and deletes files under the organization's own folder."""
     written = _call(tenant_a, "files_write", path="hr/offers/maria.txt", text="Welcome, Maria")
     assert written.ok, written.reason
     assert written.result["created"] is True
     assert written.result["download_url"] == f"/api/v1/orgs/{tenant_a.slug}/files/download/?path=hr/offers/maria.txt"
-    on_disk = _media_root / "orgs" / str(tenant_a.organization.pk) / "hr" / "offers" / "maria.txt"
+    on_disk = media_root / "orgs" / str(tenant_a.organization.pk) / "hr" / "offers" / "maria.txt"
     assert on_disk.read_text() == "Welcome, Maria"
     assert _call(tenant_a, "files_read", path="hr/offers/maria.txt").result["text"] == "Welcome, Maria"
     listing = _call(tenant_a, "files_list", path="hr/offers").result["entries"]
@@ -53,26 +53,26 @@ def test_viewer_reads_but_cannot_write(tenant_a):
     "../x", "../../etc/passwd", "a/../../x", "/etc/passwd", "~/x", "a\\..\\..\\x", "a/\x00b", "..",
     "a/..", "./../x", "a/b/../../../x", "\x1b[31m", "",
 ])
-def test_path_escapes_refused(tenant_a, path, _media_root):
+def test_path_escapes_refused(tenant_a, path, media_root):
     """Paths that climb out, are absolute or hold odd characters are refused for every operation."""
     for tool, args in (("files_read", {"path": path}), ("files_write", {"path": path, "text": "x"}),
                        ("files_delete", {"path": path}), ("files_move", {"source": "a.txt", "destination": path})):
         result = _call(tenant_a, tool, **args)
         assert result.outcome == Outcome.REFUSED, (tool, path, result.outcome, result.reason)
         assert result.code in ("path_refused", "invalid_arguments"), (tool, path, result.code)
-    assert not (_media_root / "x").exists()
+    assert not (media_root / "x").exists()
 
 
-def test_symlinks_are_never_followed(tenants, _media_root, tmp_path):
+def test_symlinks_are_never_followed(tenants, media_root, tmp_path):
     """A symlink planted in storage (to a host file or another organization) is neither read, written nor listed."""
     a, b = tenants
     secret = tmp_path / "host-secret.txt"
     secret.write_text("host secret")
     OrgStorage(b.organization.pk).write("private/payroll.txt", b"B's payroll")
-    root_a = _media_root / "orgs" / str(a.organization.pk)
+    root_a = media_root / "orgs" / str(a.organization.pk)
     root_a.mkdir(parents=True, exist_ok=True)
     os.symlink(secret, root_a / "link.txt")
-    os.symlink(_media_root / "orgs" / str(b.organization.pk) / "private", root_a / "other-org")
+    os.symlink(media_root / "orgs" / str(b.organization.pk) / "private", root_a / "other-org")
     assert _call(a, "files_read", path="link.txt").code == "path_refused"
     assert _call(a, "files_read", path="other-org/payroll.txt").code == "path_refused"
     assert _call(a, "files_write", path="other-org/evil.txt", text="x").code == "path_refused"
@@ -80,7 +80,7 @@ def test_symlinks_are_never_followed(tenants, _media_root, tmp_path):
     assert _call(a, "files_list", path="other-org").code == "path_refused"
     assert [e["name"] for e in _call(a, "files_list").result["entries"]] == []
     assert secret.read_text() == "host secret"
-    assert not (_media_root / "orgs" / str(b.organization.pk) / "private" / "evil.txt").exists()
+    assert not (media_root / "orgs" / str(b.organization.pk) / "private" / "evil.txt").exists()
 
 
 def test_organizations_do_not_share_files(tenants):

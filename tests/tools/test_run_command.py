@@ -153,7 +153,7 @@ def test_no_network(tenant_a):
     try:
         code = (
             "import socket\n"
-            "for target in [('127.0.0.1', %d), ('93.184.216.34', 80)]:\n"
+            "for target in [('127.0.0.1', PORT), ('93.184.216.34', 80)]:\n"
             "    try:\n"
             "        socket.create_connection(target, timeout=2); print('connected', target)\n"
             "    except OSError as exc:\n"
@@ -162,7 +162,7 @@ def test_no_network(tenant_a):
             "    socket.getaddrinfo('example.com', 80); print('resolved')\n"
             "except OSError:\n"
             "    print('no dns')\n"
-        ) % canary.port
+        ).replace("PORT", str(canary.port))
         result = _py(tenant_a, code)
         assert "connected" not in result.result["stdout"]
         assert "no dns" in result.result["stdout"]
@@ -200,10 +200,10 @@ def test_fallback_without_bwrap_still_isolates_network(tenant_a, settings):
         code = (
             "import socket\n"
             "try:\n"
-            "    socket.create_connection(('127.0.0.1', %d), timeout=2); print('connected')\n"
+            "    socket.create_connection(('127.0.0.1', PORT), timeout=2); print('connected')\n"
             "except OSError:\n"
             "    print('refused')\n"
-        ) % canary.port
+        ).replace("PORT", str(canary.port))
         result = _py(tenant_a, code)
         assert result.result["sandbox"] == "unshare"
         assert result.result["stdout"].strip() == "refused"

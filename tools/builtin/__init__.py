@@ -16,8 +16,14 @@ def register_all() -> None:
 
 
 def all_builtin_tools() -> list[Tool]:
+    from tools.builtin.calendar import CALENDAR_CANCEL, CALENDAR_INVITE
     from tools.builtin.command import RUN_COMMAND
+    from tools.builtin.documents import DOCUMENTS_GENERATE
     from tools.builtin.files import FILES_DELETE, FILES_LIST, FILES_MOVE, FILES_READ, FILES_WRITE
     from tools.builtin.http import HTTP_REQUEST
+    from tools.builtin.mail import EMAIL_DRAFT, EMAIL_SEND
 
-    return [HTTP_REQUEST, FILES_LIST, FILES_READ, FILES_WRITE, FILES_MOVE, FILES_DELETE, RUN_COMMAND]
+    return [
+        HTTP_REQUEST, FILES_LIST, FILES_READ, FILES_WRITE, FILES_MOVE, FILES_DELETE, RUN_COMMAND,
+        EMAIL_SEND, EMAIL_DRAFT, DOCUMENTS_GENERATE, CALENDAR_INVITE, CALENDAR_CANCEL,
+    ]
