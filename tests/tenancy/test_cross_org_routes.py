@@ -12,12 +12,14 @@ For each route and each HTTP method it answers, as a member of organization A
 * B's slug (and B's ids) -> 404, and nothing in the database changed;
 * A's slug with B's ids (detail routes) -> 404, and nothing changed.
 
-"Nothing changed" compares every row of every model, read through its
-``_base_manager`` (which sees all organizations), before and after.
+"Nothing changed" compares, for every model, the row count and a hash of all
+rows, read through its ``_base_manager`` (which sees all organizations),
+before and after.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -26,7 +28,8 @@ from django.apps import apps
 from django.db import connection, models
 
 from accounts.api.base import OrgScopedMixin
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, Membership, Organization, User
+from accounts.roles import Role
 from tests.accounts.factories import key_header, make_api_key
 from tests.tenancy.registry import URL_KWARGS, make_row, payload_for
 from tests.tenancy.routes import ORG_KWARG, Route, org_scoped_api_routes
@@ -41,27 +44,39 @@ VOLATILE_FIELDS: dict[type[models.Model], set[str]] = {
 SKIPPED_MODELS = {"sessions.session"}
 
 
-def snapshot() -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every model, as tuples of its concrete field values."""
-    state: dict[str, list[tuple[Any, ...]]] = {}
+@functools.cache
+def _fingerprint_query() -> tuple[str, tuple[Any, ...]]:
+    """One SQL statement: per model, its row count and a hash of all its rows (built from its _base_manager)."""
     tables = set(connection.introspection.table_names())  # a model with no migration yet: test_migrations catches it
+    parts, params = [], []
     for model in apps.get_models():
         meta = model._meta
         if meta.proxy or not meta.managed or meta.label_lower in SKIPPED_MODELS or meta.db_table not in tables:
             continue
         names = [f.attname for f in meta.concrete_fields if f.name not in VOLATILE_FIELDS.get(model, set())]
-        rows = model._base_manager.order_by("pk").values_list(*names)
-        state[meta.label_lower] = [tuple(map(repr, row)) for row in rows]
-    return state
+        sql, query_params = model._base_manager.values_list(*names).order_by().query.sql_with_params()
+        parts.append(
+            "SELECT %s AS label, count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS h "
+            f"FROM ({sql}) AS t"
+        )
+        params.extend([meta.label_lower, *query_params])
+    return " UNION ALL ".join(parts), tuple(params)
 
 
-def diff(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> dict[str, str]:
+def snapshot() -> dict[str, tuple[int, str]]:
+    """Every model's row count and a hash of every row's concrete field values."""
+    sql, params = _fingerprint_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {label: (n, digest) for label, n, digest in cursor.fetchall()}
+
+
+def diff(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> dict[str, str]:
     changed = {}
     for label in before.keys() | after.keys():
-        old, new = before.get(label, []), after.get(label, [])
+        old, new = before.get(label), after.get(label)
         if old != new:
-            added = [r for r in new if r not in old][:3]
-            changed[label] = f"{len(old)} rows -> {len(new)} rows; changed/added: {added}"
+            changed[label] = f"{old[0] if old else 0} rows -> {new[0] if new else 0} rows (content changed)"
     return changed
 
 
@@ -80,6 +95,23 @@ def test_routes_are_discovered():
     assert "api/v1/orgs/%(org_slug)s/" in formats
     assert "api/v1/orgs/%(org_slug)s/members/%(pk)s/" in formats
     assert "api/v1/orgs/%(org_slug)s/api-keys/%(pk)s/revoke/" in formats
+
+
+def test_snapshot_sees_updates_inserts_and_deletes(tenants):
+    """The side-effect check notices a changed field, a new row and a deleted row, in any organization."""
+    _a, b = tenants
+    before = snapshot()
+    Membership.objects.for_org(b.organization).filter(user=b.member).update(role=Role.VIEWER)
+    assert set(diff(before, snapshot())) == {"accounts.membership"}
+    before = snapshot()
+    make_api_key(b.organization, b.owner)
+    assert "accounts.apikey" in diff(before, snapshot())
+    before = snapshot()
+    Organization.objects.filter(pk=b.organization.pk).update(name="Renamed")
+    assert set(diff(before, snapshot())) == {"accounts.organization"}
+    before = snapshot()
+    ApiKey.objects.for_org(b.organization).delete()
+    assert set(diff(before, snapshot())) == {"accounts.apikey"}
 
 
 @pytest.mark.parametrize("route", [pytest.param(r, id=f"/{r.url_format}") for r in ROUTES])
