@@ -64,7 +64,11 @@ def load_model(name: str | None = None) -> Any:
 
             torch.set_num_threads(max(1, conf.embedding_threads()))
             model = SentenceTransformer(model_path(name), device="cpu")
-            dimensions = model.get_sentence_embedding_dimension()
+            dimensions = (
+                model.get_embedding_dimension()
+                if hasattr(model, "get_embedding_dimension")
+                else model.get_sentence_embedding_dimension()
+            )
             if dimensions != conf.EMBEDDING_DIMENSIONS:
                 raise RuntimeError(f"{name} gives {dimensions} dimensions; memory stores {conf.EMBEDDING_DIMENSIONS}")
             _models[name] = model

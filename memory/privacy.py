@@ -94,6 +94,8 @@ def _card_brand_plausible(digits: str) -> bool:
 def _find_cards(text: str) -> list[Finding]:
     found: list[Finding] = []
     for match in _DIGIT_GROUPS.finditer(text):
+        if match.start() > 0 and text[match.start() - 1] == "+":
+            continue  # "+49 30 1234567 89": an international phone number, never a card
         # Split into digit groups with their offsets; try every run of consecutive groups of 13-19 digits,
         # so that "card 4111-1111-1111-1111 2025" still finds the card next to the year.
         groups = [(m.start() + match.start(), m.end() + match.start(), m.group()) for m in re.finditer(r"\d+",
@@ -159,7 +161,8 @@ _PASSWORD_WORDS = r"(?:pass(?:word|wd|phrase|code)s?|pwd|pw|pin(?:\s+code)?|pass
 # "my password is X", "the wifi password for the office is X", "password was changed to X", "pwd: X".
 _PASSWORD_NATURAL = re.compile(
     rf"\b{_PASSWORD_WORDS}\b(?:\s+(?:for|of|to|on)\s+[\w .@'-]{{1,40}}?)?"
-    r"\s*(?:\b(?:is|was|=|are|will\s+be|has\s+been\s+(?:changed|set|reset)\s+to|changed\s+to|set\s+to|reset\s+to)\b|[:=])"
+    r"\s*(?:\b(?:(?:has\s+been|have\s+been|was|were|is|got)\s+(?:changed|set|reset|updated)\s+to"
+    r"|(?:changed|set|reset|updated)\s+to|will\s+be|is|was|are|were)\b|[:=])"
     r"\s*[\"'`“”‘’]?(?P<secret>[^\s\"'`“”‘’,;]{3,})",
     re.I,
 )
