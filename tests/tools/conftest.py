@@ -168,3 +168,35 @@ def smtp_sink(settings):
     settings.DEFAULT_FROM_EMAIL = "staffer@staffer.test"
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def providers(settings):
+    """Stub Slack, GitHub, BambooHR and Stripe servers on loopback, configured as the providers' base URLs."""
+    from tests.tools.support.providers import Providers
+
+    stubs = Providers()
+    settings.TOOLS_INTEGRATION_URLS = {
+        "slack": f"{stubs.base}/slack",
+        "github": f"{stubs.base}/github",
+        "bamboohr": f"{stubs.base}/bamboo",
+        "stripe": f"{stubs.base}/stripe",
+    }
+    yield stubs
+    stubs.close()
+
+
+@pytest.fixture
+def credentials(tenant_a, providers):
+    """The four integrations' credentials for tenant A."""
+    from tests.tools.support import providers as p
+    from tools.services.credentials import credential_create
+
+    org, admin = tenant_a.organization, tenant_a.admin
+    credential_create(organization=org, actor=admin, provider="slack",
+                      secret={"webhook_url": f"{providers.base}/slack{p.SLACK_PATH}"})
+    credential_create(organization=org, actor=admin, provider="github", secret={"token": p.GITHUB_TOKEN})
+    credential_create(organization=org, actor=admin, provider="bamboohr",
+                      secret={"api_key": p.BAMBOO_KEY, "company_domain": "acme"})
+    credential_create(organization=org, actor=admin, provider="stripe", secret={"secret_key": p.STRIPE_KEY})
+    return providers

@@ -1,0 +1,1 @@
+"""Integrations with real providers' APIs (base URLs are operator configuration)."""

@@ -36,7 +36,7 @@ from accounts.services.approvals import (
 from accounts.services.audit import audit_record
 from tools.context import ToolContext
 from tools.errors import ToolError, ToolRefused, ToolTimeout
-from tools.models import ToolCall, ToolSetting
+from tools.models import IntegrationCredential, ToolCall, ToolSetting
 from tools.policy import approval_reasons
 from tools.redaction import redact
 from tools.registry import Tool, registry
@@ -138,6 +138,10 @@ def _setting_for(organization: Organization, tool_name: str) -> ToolSetting | No
     return ToolSetting.objects.for_org(organization).filter(tool_name=tool_name).first()
 
 
+def provider_configured(organization: Organization, provider: str) -> bool:
+    return IntegrationCredential.objects.for_org(organization).filter(provider=provider).exists()
+
+
 def tool_enabled(tool: Tool, setting: ToolSetting | None) -> bool:
     return setting.enabled if setting is not None else tool.enabled_by_default
 
@@ -188,6 +192,8 @@ def invoke_tool(
         denied = tool_permitted(tool, setting, role=membership.role, scopes=scopes)
         if denied:
             raise _Refusal("forbidden", denied)
+        if tool.provider and not provider_configured(organization, tool.provider):
+            raise _Refusal("not_configured", f"{tool.name} needs a {tool.provider} credential; an admin adds one first")
         errors = schema_errors(tool, arguments)
         if not errors and _has_nul(arguments):
             errors = {"arguments": ["text may not contain NUL characters"]}
