@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("automation.api.urls")),
+    path("", include("agents.api.llm_urls")),
 ]

@@ -199,6 +199,16 @@ AUTOMATION_ORG_CONCURRENCY = env.int("AUTOMATION_ORG_CONCURRENCY", default=10)
 AUTOMATION_PRIORITY_AGING_SECONDS = env.float("AUTOMATION_PRIORITY_AGING_SECONDS", default=30)
 AUTOMATION_BREAKER_THRESHOLD = env.int("AUTOMATION_BREAKER_THRESHOLD", default=5)
 AUTOMATION_BREAKER_COOLDOWN_SECONDS = env.float("AUTOMATION_BREAKER_COOLDOWN_SECONDS", default=30)
+
+# --- LLM gateway (each value is explained in agents/llm/conf.py) -----------------------
+# No deployment configured: the offline scripted model answers, labelled as such.
+LLM_DEPLOYMENTS = env.json("LLM_DEPLOYMENTS", default={})
+LLM_TIERS = env.json("LLM_TIERS", default={})
+LLM_HYBRID_MODE = env.bool("LLM_HYBRID_MODE", default=False)
+LLM_USER_CALLS_PER_HOUR = env.int("LLM_USER_CALLS_PER_HOUR", default=50)
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60)
+LLM_NUM_RETRIES = env.int("LLM_NUM_RETRIES", default=3)
+LLM_CURRENCY = "USD"
 # How late a scheduled run may be and still count as on time (missed-run policy "skip").
 SCHEDULE_GRACE_SECONDS = env.float("SCHEDULE_GRACE_SECONDS", default=300)
 
