@@ -46,10 +46,10 @@ def validate_message_input(candidate: MessageInput) -> None:
         raise SecretRefused(findings)
 
 
-def embedding_text(candidate: MessageInput | Message) -> str:
+def embedding_text(text: str, speaker: str = "") -> str:
     """What a message's embedding encodes: who said it and what."""
-    text = candidate.text.strip()
-    return f"{candidate.speaker}: {text}" if candidate.speaker else text
+    text = text.strip()
+    return f"{speaker.strip()}: {text}" if speaker.strip() else text
 
 
 def messages_record(
@@ -75,7 +75,7 @@ def messages_record(
                 results[index] = known
                 continue
         fresh.append((index, candidate))
-    vectors = embeddings.embed_texts([embedding_text(c) for _, c in fresh])
+    vectors = embeddings.embed_texts([embedding_text(c.text, c.speaker) for _, c in fresh])
     with transaction.atomic():
         for (index, candidate), vector in zip(fresh, vectors, strict=True):
             results[index] = messages.create(
