@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import Forbidden, InvalidInput
+from accounts.errors import Forbidden, InvalidInput, NotFound
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.roles import Role
 from accounts.services.audit import audit_record
@@ -18,8 +18,15 @@ def _acting_role(organization: Organization, actor: User) -> int:
 
 def _lock_owners(organization: Organization) -> int:
     """Count owners while holding their row locks (serializes concurrent demotions)."""
-    owners = Membership.objects.for_org(organization).select_for_update().filter(role=Role.OWNER)
+    owners = Membership.objects.for_org(organization).select_for_update().filter(role=Role.OWNER).order_by("pk")
     return len(list(owners.values_list("pk", flat=True)))
+
+
+def _lock_membership(organization: Organization, pk: int) -> Membership:
+    locked = Membership.objects.for_org(organization).select_for_update().filter(pk=pk).first()
+    if locked is None:  # removed by someone else in the meantime
+        raise NotFound("this member is no longer in the organization")
+    return locked
 
 
 def membership_change_role(*, membership: Membership, actor: User, role: int) -> Membership:
@@ -33,7 +40,7 @@ def membership_change_role(*, membership: Membership, actor: User, role: int) ->
         raise Forbidden("you cannot grant or change a role above your own")
     with transaction.atomic():
         owners = _lock_owners(organization)
-        membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+        membership = _lock_membership(organization, membership.pk)
         if membership.role == Role.OWNER and new_role != Role.OWNER and owners <= 1:
             raise InvalidInput("an organization must keep at least one owner", field="role")
         before = {"role": Role(membership.role).slug}
@@ -58,7 +65,7 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
         raise Forbidden("you cannot remove a member whose role is above yours")
     with transaction.atomic():
         owners = _lock_owners(organization)
-        membership = Membership.objects.for_org(organization).select_for_update().get(pk=membership.pk)
+        membership = _lock_membership(organization, membership.pk)
         if membership.role == Role.OWNER and owners <= 1:
             raise InvalidInput("an organization must keep at least one owner; make someone else owner first")
         # The member's API keys in this organization are revoked with the membership
