@@ -4,12 +4,12 @@ from django.db import migrations
 # migration was written; tests check that the two agree.
 PAIRS = (
     "('blocked','cancelled'), ('blocked','completed'), ('blocked','failed'), ('blocked','pending'), "
-    "('blocked','queued'), ('failed','blocked'), ('failed','pending'), ('failed','queued'), "
+    "('blocked','queued'), ('failed','blocked'), ('failed','pending'), "
     "('in_progress','blocked'), ('in_progress','cancelled'), ('in_progress','completed'), "
     "('in_progress','failed'), ('in_progress','queued'), ('paused','cancelled'), ('paused','pending'), "
-    "('paused','queued'), ('pending','blocked'), ('pending','cancelled'), ('pending','completed'), "
+    "('pending','blocked'), ('pending','cancelled'), ('pending','completed'), "
     "('pending','in_progress'), ('pending','paused'), ('pending','queued'), ('pending','skipped'), "
-    "('queued','cancelled'), ('queued','failed'), ('queued','in_progress'), ('queued','paused'), "
+    "('queued','cancelled'), ('queued','in_progress'), ('queued','paused'), "
     "('queued','pending'), ('skipped','pending')"
 )
 

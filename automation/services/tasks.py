@@ -409,17 +409,17 @@ def task_pause(*, task: Task, actor: User | None, actor_label: str = "") -> Task
 def task_resume(*, task: Task, actor: User | None, reason: str = "", actor_label: str = "") -> Task:
     """Let a paused or blocked task go on.
 
-    Paused: back to waiting for its dependencies (and queued if they are done).
-    Blocked (parked by its executor, e.g. an approval granted, or blocked by
-    hand): queued so the executor runs again and sees the new state.
+    Paused, or blocked by hand: back to waiting for its dependencies (queued
+    if they are done). Parked by its executor (e.g. an approval was granted):
+    queued so the executor runs again and sees the new state.
     """
     with transaction.atomic():
         task = lock(task)
-        if task.status == S.PAUSED:
+        if task.status == S.PAUSED or (task.status == S.BLOCKED and task.blocked_kind == BlockedKind.MANUAL):
             task_transition(task=task, to=S.PENDING, actor=actor, actor_label=actor_label,
                             reason=reason or "resumed")
             graph.evaluate(task, actor=actor, actor_label=actor_label)
-        elif task.status == S.BLOCKED and task.blocked_kind in (BlockedKind.PARKED, BlockedKind.MANUAL):
+        elif task.status == S.BLOCKED and task.blocked_kind == BlockedKind.PARKED:
             from automation.services.dispatch import enqueue
 
             enqueue(task, actor=actor, actor_label=actor_label, reason=reason or "resumed")
