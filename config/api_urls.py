@@ -4,6 +4,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("accounts.api.urls")),
+    path("", include("memory.api.urls")),
     path("", include("automation.api.urls")),
+    path("", include("tools.api.urls")),
     path("", include("agents.api.llm_urls")),
 ]
