@@ -1,4 +1,4 @@
-"""The tools API: available tools, invoking, calls, settings, credentials, budgets, downloads; organization isolation."""
+"""The tools API: tools, invoking, calls, settings, credentials, budgets, downloads; organization isolation."""
 
 from __future__ import annotations
 
@@ -145,8 +145,8 @@ def test_budgets_and_transactions_need_financial_scope(tenant_a, client_for):
                           {"currency": "usd", "per_action_limit": 1000, "daily_limit": None, "monthly_limit": 50000})
     assert response.status_code == 200, response.content
     assert response.json()["currency"] == "USD"
-    assert admin.post(url(tenant_a, "payment-budgets/"), {"currency": "usd", "per_action_limit": -1,
-                                                          "daily_limit": None, "monthly_limit": None}).status_code == 400
+    negative = {"currency": "usd", "per_action_limit": -1, "daily_limit": None, "monthly_limit": None}
+    assert admin.post(url(tenant_a, "payment-budgets/"), negative).status_code == 400
     assert client_for(tenant_a.manager).get(url(tenant_a, "payment-budgets/")).status_code == 403
     assert admin.get(url(tenant_a, "payment-transactions/")).status_code == 200
 
