@@ -6,7 +6,7 @@ It listens on 127.0.0.1 (a free port), serves ``POST /v1/chat/completions``
 
     stub = StubOpenAI().start()
     stub.program("good", content="Hello there")                 # every call
-    stub.program("tools", tool_calls=[("lookup", {"q": "x"})])  # a tool call
+    stub.program("tools", tool_calls=[("lookup", {"q": "x"})])  # a tool call (a str: raw arguments)
     stub.fail("bad", status=500)                                # HTTP 500 every time
     stub.fail("flaky", status=500, times=1)                     # once, then normal
     stub.program("slow", delay=3.0)                             # before any byte is sent
@@ -28,7 +28,7 @@ from typing import Any
 @dataclass
 class Behaviour:
     content: str = "stub reply"
-    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     delay: float = 0.0
     chunk_delay: float = 0.0
     fail_status: int | None = None
@@ -160,9 +160,10 @@ class StubOpenAI:
             return
 
     @staticmethod
-    def _tool_call_objects(tool_calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _tool_call_objects(tool_calls: list[tuple[str, Any]]) -> list[dict[str, Any]]:
         return [
-            {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            {"id": f"call_{i}", "type": "function",
+             "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
             for i, (name, args) in enumerate(tool_calls)
         ]
 
