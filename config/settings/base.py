@@ -185,6 +185,9 @@ SPECTACULAR_SETTINGS = {
         "ScheduleKindEnum": "automation.models.schedules.ScheduleKind",
         "TriggerKindEnum": "automation.models.schedules.TriggerKind",
         "ApprovalStatusEnum": "accounts.models.approvals.ApprovalStatus",
+        "MemoryCategoryEnum": "memory.models.Category",
+        "MemoryEntityKindEnum": "memory.models.EntityKind",
+        "MemoryRelationshipKindEnum": "memory.models.RelationshipKind",
     },
 }
 
