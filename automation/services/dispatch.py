@@ -139,12 +139,12 @@ def claim(*, organization_id: int, hint_task_id: int, worker: str) -> Claim | No
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CLAIM_LOCK, organization_id])
         if executing_count(organization_id) >= org_limit(organization_id):
-            _mark_undispatched(hint_task_id)
+            _mark_undispatched(organization_id, hint_task_id)
             return None
         excluded = breakers.blocked_keys(organization_id, now=now)
         task_id = _best_queued(organization_id, excluded_keys=excluded)
         if task_id is None:
-            _mark_undispatched(hint_task_id)
+            _mark_undispatched(organization_id, hint_task_id)
             return None
         task = Task.objects.dangerously_unscoped().select_for_update().get(pk=task_id)
         if task.pk != hint_task_id and task.dispatched_at is None:
@@ -169,8 +169,13 @@ def claim(*, organization_id: int, hint_task_id: int, worker: str) -> Claim | No
     return Claim(task=task, run=run)
 
 
-def _mark_undispatched(task_id: int) -> None:
-    Task.objects.dangerously_unscoped().filter(pk=task_id, status=S.QUEUED).update(dispatched_at=None)
+def _mark_undispatched(organization_id: int, hint_task_id: int) -> None:
+    # This message found nothing it may start. Whichever queued task it stood for now has no message:
+    # mark the hinted one and the best waiting one as needing one (sent when a slot frees or a circuit
+    # cools down, by the finishing worker or the reconciler).
+    best = _best_queued(organization_id, excluded_keys=[])
+    ids = [pk for pk in (hint_task_id, best) if pk is not None]
+    Task.objects.dangerously_unscoped().filter(pk__in=ids, status=S.QUEUED).update(dispatched_at=None)
 
 
 def _pass_message_on(task_id: int) -> None:
