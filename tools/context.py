@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from tools.registry import Tool
 
 
+# Credential fields that identify rather than authenticate (scrubbing them would garble results).
+NOT_SECRET_FIELDS = frozenset({"company_domain"})
+
+
 @dataclass
 class ToolContext:
     """The organization, actor and limits of one invocation.
@@ -61,8 +65,8 @@ class ToolContext:
         from tools.services.credentials import credential_secret
 
         secret = credential_secret(organization=self.organization, provider=provider, name=name)
-        for value in secret.values():
-            if isinstance(value, str) and len(value) >= 4:
+        for field_name, value in secret.items():
+            if field_name not in NOT_SECRET_FIELDS and isinstance(value, str) and len(value) >= 8:
                 self.secrets.add(value)
         return secret
 

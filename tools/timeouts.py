@@ -3,7 +3,7 @@
 Handlers bound their own waits by ``ToolContext.remaining()`` (sockets,
 subprocesses). As a backstop, on the main thread of a process (a Celery
 prefork child, the test runner) a real-time interval timer interrupts the
-handler with :class:`ToolTimeout` when the deadline passes. An outer timer
+handler with :class:`ToolTimeout` a short grace after the deadline. An outer timer
 (pytest-timeout, another guard) is saved and re-armed afterwards. Off the main
 thread only the cooperative deadline applies.
 """
@@ -20,8 +20,14 @@ from types import FrameType
 from tools.errors import ToolTimeout
 
 
+def hard_stop_grace(timeout: float) -> float:
+    """How long past its deadline a handler is left to notice it before the hard stop."""
+    return min(2.0, timeout * 0.5)
+
+
 @contextmanager
-def deadline_guard(seconds: float, *, label: str = "the tool") -> Iterator[None]:
+def deadline_guard(seconds: float, *, label: str = "the tool", limit: float | None = None) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` (reported as running past ``limit``, by default ``seconds``)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
@@ -33,7 +39,7 @@ def deadline_guard(seconds: float, *, label: str = "the tool") -> Iterator[None]
     started = time.monotonic()
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise ToolTimeout(f"{label} ran past its {seconds:g} s limit")
+        raise ToolTimeout(f"{label} ran past its {limit if limit is not None else seconds:g} s limit")
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -18,7 +18,7 @@ from tools.models import ToolCall
 from tools.redaction import redact
 from tools.registry import registry
 from tools.services.invocation import _json_safe
-from tools.timeouts import deadline_guard
+from tools.timeouts import deadline_guard, hard_stop_grace
 from tools.types import CompensationStatus, InvocationContext, Outcome
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def compensate_call(*, call: ToolCall, actor: User | None, reason: str = "") -> 
             deadline=time.monotonic() + tool.timeout,
         )
         try:
-            with deadline_guard(tool.timeout, label=f"compensation of {tool.name}"):
+            with deadline_guard(tool.timeout + hard_stop_grace(tool.timeout), label=f"compensation of {tool.name}",
+                                limit=tool.timeout):
                 raw = tool.compensation(ctx, dict(locked.arguments), dict(locked.result or {}))
             status, result, message = CompensationStatus.COMPENSATED, _json_safe(raw or {}), ""
         except (ToolError, ServiceError) as exc:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -41,7 +41,7 @@ from tools.policy import approval_reasons
 from tools.redaction import redact
 from tools.registry import Tool, registry
 from tools.services.budgets import budget_alerts_raise, budget_check
-from tools.timeouts import deadline_guard
+from tools.timeouts import deadline_guard, hard_stop_grace
 from tools.types import InvocationContext, Money, Outcome
 
 logger = logging.getLogger(__name__)
@@ -247,6 +247,14 @@ class _Record:
     digest: str = ""
     money: Money | None = None
 
+    def cost_estimate(self) -> Decimal:
+        if self.tool is None or not isinstance(self.arguments, dict):
+            return Decimal(0)
+        try:
+            return self.tool.estimate_cost(self.arguments)
+        except (KeyError, TypeError, ValueError, ArithmeticError):  # unexpected arguments (a refused call)
+            return Decimal(0)
+
     def fields(self) -> dict[str, Any]:
         tool = self.tool
         arguments = self.arguments if isinstance(self.arguments, dict) else {"_raw": repr(self.arguments)[:500]}
@@ -263,8 +271,7 @@ class _Record:
             "idempotency_key": self.idempotency_key[:MAX_KEY],
             "arguments": _json_safe(redact(arguments, secret_names=tool.secret_arguments if tool else ())),
             "arguments_hash": self.digest,
-            "cost_estimate": tool.estimate_cost(self.arguments) if tool and isinstance(self.arguments, dict)
-            else Decimal(0),
+            "cost_estimate": self.cost_estimate(),
             "amount": self.money.amount if self.money else None,
             "currency": self.money.currency if self.money else "",
             "metadata": _json_safe(self.context.metadata),
@@ -449,6 +456,12 @@ def _claim(base: _Record, *, approval: ApprovalRequest | None) -> ToolCall | Inv
         raise
 
 
+def _drop_broken_connection() -> None:
+    """After a hard stop the database connection may have been interrupted mid-query: replace it if so."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
 def _claim_and_run(base: _Record, *, ctx: ToolContext, approval: ApprovalRequest | None) -> InvocationResult:
     tool = ctx.tool
     claimed = _claim(base, approval=approval)
@@ -460,13 +473,14 @@ def _claim_and_run(base: _Record, *, ctx: ToolContext, approval: ApprovalRequest
     ctx.deadline = started + tool.timeout
     outcome, code, reason, result = Outcome.SUCCEEDED, "", "", None
     try:
-        with deadline_guard(tool.timeout, label=tool.name):
+        with deadline_guard(tool.timeout + hard_stop_grace(tool.timeout), label=tool.name, limit=tool.timeout):
             raw = tool.handler(ctx, base.arguments)
         result = _json_safe(raw if raw is not None else {})
         if len(json.dumps(result)) > MAX_RESULT_CHARS:
             outcome, code, reason, result = Outcome.FAILED, "result_too_large", "the tool returned too much", None
     except ToolTimeout as exc:
         outcome, code, reason = Outcome.TIMED_OUT, exc.code, exc.message
+        _drop_broken_connection()
     except ToolRefused as exc:
         outcome, code, reason = Outcome.REFUSED, exc.code, exc.message
     except ToolError as exc:
