@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from accounts.errors import ServiceError
+from accounts.errors import NotFound, ServiceError
 from accounts.models import (
     ApiKey,
     ApprovalRequest,
@@ -163,6 +163,13 @@ class ApprovalRequestAdmin(UnscopedAdmin):
         for approval in pending:
             try:
                 approval_decide(approval=approval, actor=request.user, approve=approve, reason=reason)  # type: ignore[arg-type]
+            except NotFound:
+                self.message_user(
+                    request,
+                    f"{approval.title}: only a member of {approval.organization} with the "
+                    f"{approval.required_scope} scope can decide it",
+                    messages.ERROR,
+                )
             except ServiceError as exc:
                 self.message_user(request, f"{approval.title}: {exc.message}", messages.ERROR)
             else:

@@ -144,7 +144,10 @@ class TriggerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
 
 
 class WebhookThrottle(AnonRateThrottle):
-    scope = "anon"
+    """At most 1,200 calls a minute per trigger and caller address."""
+
+    scope = "trigger_webhook"
+    rate = "1200/minute"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         # Per trigger and caller address.

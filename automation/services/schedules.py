@@ -124,6 +124,8 @@ def check_timing(timing: TimingInput, *, now: datetime, allowed_kinds: tuple[str
         raise InvalidInput(f"{kind!r} is not one of {', '.join(allowed_kinds)}", field="kind")
     tz = timing.timezone or default_timezone or "UTC"
     clock.zone(tz)
+    if timing.run_at is not None and timing.run_at.tzinfo is None:
+        raise InvalidInput("run_at needs a time zone offset (e.g. 2026-03-01T09:00:00+01:00)", field="run_at")
     fields: dict[str, Any] = {
         "kind": kind, "cron_expression": "", "timezone": tz, "interval_seconds": None, "run_at": None,
     }
@@ -143,8 +145,6 @@ def check_timing(timing: TimingInput, *, now: datetime, allowed_kinds: tuple[str
     elif kind == clock.KIND_ONE_OFF:
         if timing.run_at is None:
             raise InvalidInput("a one-off schedule needs run_at", field="run_at")
-        if timing.run_at.tzinfo is None:
-            raise InvalidInput("run_at needs a time zone offset", field="run_at")
         if run_at_changed and timing.run_at <= now:
             raise InvalidInput(f"run_at {timing.run_at.isoformat()} is in the past", field="run_at")
         fields["run_at"] = timing.run_at

@@ -287,3 +287,20 @@ def test_ticker_covers_every_organization_in_batches(tenants):
     assert result.batches == 3
     assert ScheduleFiring.objects.dangerously_unscoped().filter(schedule__in=made).count() == 6
     assert Task.objects.for_org(b.organization).filter(source=TaskSource.SCHEDULE).count() == 3
+
+
+def test_ticker_and_sweeps_are_system_jobs():
+    """The ticker, the approvals sweep and the prune are declared as system periodic jobs (not per schedule)."""
+    from automation.system_jobs import system_jobs
+
+    jobs = {job.name: job for job in system_jobs()}
+    assert jobs["automation.schedules_tick"].every_seconds <= 5
+    assert "automation.approvals_sweep" in jobs
+    assert "automation.schedules_prune" in jobs
+
+
+def test_naive_run_at_refused(tenant_a):
+    """A run_at without a time zone offset is refused naming run_at."""
+    with pytest.raises(InvalidInput) as caught:
+        make(tenant_a, run_at=datetime(2026, 7, 1, 9, 0))
+    assert caught.value.field == "run_at"
