@@ -279,3 +279,27 @@ def test_registry_refuses_a_bad_schema():
     with pytest.raises(ImproperlyConfigured):
         Tool(name="t_bad", description="x", parameters={"type": "object", "properties": {"a": {"type": "nope"}}},
              handler=lambda c, a: {})
+
+
+def test_sweep_fails_calls_whose_worker_died(tenant_a, fake_tools, journal):
+    """A call left running past its timeout is marked interrupted; a retry replays that, not a second effect."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tools.services.sweep import tool_calls_sweep_stale
+
+    first = invoke_tool(organization=tenant_a.organization, actor=tenant_a.member, tool_name="t_write",
+                        arguments={"name": "a"}, idempotency_key="lost")
+    stuck = _calls(tenant_a).filter(pk=first.tool_call.pk)
+    stuck.update(outcome=Outcome.RUNNING, started_at=timezone.now() - timedelta(minutes=10))
+    fresh = invoke_tool(organization=tenant_a.organization, actor=tenant_a.member, tool_name="t_write",
+                        arguments={"name": "b"}, idempotency_key="fresh")
+    _calls(tenant_a).filter(pk=fresh.tool_call.pk).update(outcome=Outcome.RUNNING, started_at=timezone.now())
+    assert tool_calls_sweep_stale() == 1
+    assert stuck.get().reason_code == "interrupted"
+    retry = invoke_tool(organization=tenant_a.organization, actor=tenant_a.member, tool_name="t_write",
+                        arguments={"name": "a"}, idempotency_key="lost")
+    assert retry.replayed
+    assert retry.outcome == Outcome.FAILED
+    assert len(journal.effects) == 2
