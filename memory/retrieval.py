@@ -233,6 +233,7 @@ def text_candidates(
 
 BM25_K1 = 1.2
 BM25_B = 0.75
+COMMON_SHARE = 0.25
 
 
 def _bm25_candidates(
@@ -253,6 +254,9 @@ def _bm25_candidates(
         frequencies = [float(row[0]) for row in cursor.fetchall()]
     docs = max(docs, max(frequencies, default=0.0))
     idf = [math.log(1 + (docs - df + 0.5) / (df + 0.5)) for df in frequencies]
+    # Lexemes in most rows add almost nothing to a score but make every row a match: score them, match on the rest.
+    selective = [lex for lex, df in zip(lexemes, frequencies, strict=True) if df and df <= docs * COMMON_SHARE]
+    tsquery = or_tsquery(selective) if selective else tsquery
     sql = f"""
     WITH w AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS w(lexeme, idf)),
     matched AS (
@@ -415,6 +419,8 @@ def _hydrate(
     fact_ids = [key[1] for key, _, _ in window if key[0] == "fact"]
     message_ids = [key[1] for key, _, _ in window if key[0] == "message"]
     facts = {f.pk: f for f in Fact.objects.for_org(organization).filter(pk__in=fact_ids).select_related("subject")}
+    if group_sources:
+        message_ids += [f.source_message_id for f in facts.values() if f.source_message_id]
     messages = {m.pk: m for m in Message.objects.for_org(organization).filter(pk__in=message_ids)}
     hits: list[Hit] = []
     by_message: dict[int, Hit] = {}
@@ -428,7 +434,7 @@ def _hydrate(
                 if host is not None:
                     host.related_facts.append(fact)
                     continue
-                message = Message.objects.for_org(organization).filter(pk=fact.source_message_id).first()
+                message = messages.get(fact.source_message_id)
                 if message is not None:
                     hit = Hit("message", message.pk, score, message.text, message=message, related_facts=[fact],
                               ranks=ranks)

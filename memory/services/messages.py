@@ -62,33 +62,46 @@ def messages_record(
     ensure_memory_on(organization=organization)
     results: list[Message | InvalidInput] = [InvalidInput("not processed")] * len(candidates)
     fresh: list[tuple[int, MessageInput]] = []
-    messages = Message.objects.for_org(organization)
+    ids = [c.source_id for c in candidates if c.source_id]
+    known = {
+        (m.source_type, m.source_id): m
+        for m in Message.objects.for_org(organization).filter(source_id__in=ids).order_by("id")
+    } if ids else {}
+    seen: set[tuple[str, str]] = set()
     for index, candidate in enumerate(candidates):
         try:
             validate_message_input(candidate)
         except InvalidInput as refused:
             results[index] = refused
             continue
-        if candidate.source_id:
-            known = messages.filter(source_type=candidate.source_type, source_id=candidate.source_id).first()
-            if known is not None:
-                results[index] = known
-                continue
+        key = (candidate.source_type, candidate.source_id)
+        if candidate.source_id and key in known:
+            results[index] = known[key]
+            continue
+        if candidate.source_id and key in seen:
+            results[index] = InvalidInput("the same message twice in one batch", field="source_id")
+            continue
+        seen.add(key)
         fresh.append((index, candidate))
     vectors = embeddings.embed_texts([embedding_text(c.text, c.speaker) for _, c in fresh])
+    rows = [
+        Message(
+            organization=organization,
+            source_type=candidate.source_type,
+            source_id=candidate.source_id,
+            source_link=candidate.source_link,
+            speaker=candidate.speaker.strip(),
+            text=candidate.text.strip(),
+            occurred_at=candidate.occurred_at,
+            created_by=actor if actor is not None and actor.pk else None,
+            embedding=vector,
+        )
+        for (_, candidate), vector in zip(fresh, vectors, strict=True)
+    ]
     with transaction.atomic():
-        for (index, candidate), vector in zip(fresh, vectors, strict=True):
-            results[index] = messages.create(
-                organization=organization,
-                source_type=candidate.source_type,
-                source_id=candidate.source_id,
-                source_link=candidate.source_link,
-                speaker=candidate.speaker.strip(),
-                text=candidate.text.strip(),
-                occurred_at=candidate.occurred_at,
-                created_by=actor if actor is not None and actor.pk else None,
-                embedding=vector,
-            )
+        created = Message.objects.for_org(organization).bulk_create(rows, batch_size=500)
+    for (index, _), message in zip(fresh, created, strict=True):
+        results[index] = message
     return results
 
 
