@@ -196,6 +196,12 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScope
                                                      **incoming.validated_data)
         return Response(WorkflowDetailSerializer(template).data)
 
+    @extend_schema(tags=["workflows"], parameters=[ORG_SLUG, ID], responses={204: None},
+                   summary="Delete a workflow never started (409 if it has runs: archive it instead)")
+    def destroy(self, request: Request, org_slug: str, pk: str) -> Response:
+        workflow_services.workflow_delete(template=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(tags=["workflows"], parameters=[ORG_SLUG, ID], methods=["GET"],
                    responses=WorkflowVersionSerializer(many=True), summary="The workflow's versions, newest first")
     @extend_schema(tags=["workflows"], parameters=[ORG_SLUG, ID], methods=["POST"], request=VersionCreateSerializer,

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.errors import InvalidInput, NotFound
+from accounts.errors import Conflict, InvalidInput, NotFound
 from accounts.models import Organization, User
 from accounts.services.audit import audit_record
 from automation.models import AssigneeKind, TaskSource
@@ -183,6 +183,17 @@ def workflow_update(*, template: WorkflowTemplate, actor: User | None, **changes
         audit_record(organization=template.organization, actor=actor, action="workflow.updated", target=template,
                      before=before, after={"name": template.name, "archived": template.archived})
     return template
+
+
+def workflow_delete(*, template: WorkflowTemplate, actor: User | None) -> None:
+    """Delete a workflow that was never started; one with runs is archived instead (its runs keep their steps)."""
+    with transaction.atomic():
+        template = WorkflowTemplate.objects.for_org(template.organization).select_for_update().get(pk=template.pk)
+        if WorkflowRun.objects.for_org(template.organization).filter(template=template).exists():
+            raise Conflict("this workflow has runs: archive it instead", code="has_runs")
+        audit_record(organization=template.organization, actor=actor, action="workflow.deleted", target=template,
+                     before={"name": template.name, "slug": template.slug})
+        WorkflowTemplate.objects.for_org(template.organization).filter(pk=template.pk).delete()
 
 
 def workflow_version_create(

@@ -237,6 +237,19 @@ def test_workflow_api_create_version_start_and_run_status(tenant_a, client_for, 
     assert member.get(url(tenant_a, workflow_id, "runs")).json()["results"][0]["id"] == run["id"]
 
 
+def test_workflow_delete_only_without_runs(tenant_a, client_for):
+    """A workflow never started can be deleted; one with runs answers 409 (archive it instead)."""
+    manager = client_for(tenant_a.manager)
+    unused = make_workflow(tenant_a, name="Unused")
+    used = make_workflow(tenant_a, name="Used")
+    workflow_start(template=used, actor=tenant_a.member, inputs={"who": "Ann"})
+    assert manager.delete(url(tenant_a, unused.pk)).status_code == 204
+    response = manager.delete(url(tenant_a, used.pk))
+    assert response.status_code == 409
+    assert "archive" in response.json()["detail"]
+    assert list(WorkflowTemplate.objects.for_org(tenant_a.organization).values_list("name", flat=True)) == ["Used"]
+
+
 def test_workflow_api_bad_input_400(tenant_a, client_for):
     """A cyclic definition is a 400 naming the cycle; a start with a missing input names it."""
     manager = client_for(tenant_a.manager)
@@ -280,6 +293,7 @@ def test_other_organization_cannot_reach_workflows_or_runs(tenants, client_for):
         assert intruder.post(url(tenant, template.pk, "start"), {"inputs": {"who": "M"}},
                              format="json").status_code == 404
         assert intruder.get(url(tenant, template.pk, "runs")).status_code == 404
+        assert intruder.delete(url(tenant, template.pk)).status_code == 404
         assert intruder.get(f"/api/v1/orgs/{tenant.slug}/workflow-runs/{run.pk}/").status_code == 404
     assert intruder.get(url(a)).status_code == 404
     assert Task.objects.for_org(a.organization).count() == tasks_before
