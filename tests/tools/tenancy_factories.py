@@ -12,8 +12,8 @@ from tools.services.settings import internal_domain_add, tool_setting_update
 
 @register(ToolCall)
 def make_tool_call(tenant):
-    return invoke_tool(organization=tenant.organization, actor=tenant.member, tool_name="files_write",
-                       arguments={"path": "walker.txt", "text": "x", "overwrite": True}).tool_call
+    return invoke_tool(organization=tenant.organization, actor=tenant.member, tool_name="email_draft",
+                       arguments={"to": ["a@walker.example"], "subject": "s", "body": "b"}).tool_call
 
 
 @register(IntegrationCredential)
