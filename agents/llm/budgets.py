@@ -140,8 +140,9 @@ def budget_ensure_available(*, organization: Organization, org_settings: Organiz
     for state in states:
         if state.spent >= state.limit:
             currency = conf.currency()
+            what = _describe(state)
             raise BudgetExhausted(
-                f"{_describe(state).capitalize()} is used up: {state.spent:.4f} of {state.limit:.4f} {currency} "
+                f"{what[0].upper()}{what[1:]} is used up: {state.spent:.4f} of {state.limit:.4f} {currency} "
                 "spent. No model was called; ask for an extension to continue.",
                 shortfall=state.shortfall(organization.pk),
             )

@@ -135,7 +135,7 @@ def test_no_model_configured_selects_the_scripted_model_for_every_tier(settings,
     settings.LLM_DEPLOYMENTS = {}
     config = org_config(tenant_a.organization)
     assert config.scripted_only
-    assert {tier: names for tier, names in config.tiers.items()} == {
+    assert config.tiers == {
         "planner": ["scripted"], "worker": ["scripted"], "reviewer": ["scripted"], "fast": ["scripted"]}
 
 
