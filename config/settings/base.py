@@ -203,6 +203,13 @@ AUTOMATION_PRIORITY_AGING_SECONDS = env.float("AUTOMATION_PRIORITY_AGING_SECONDS
 AUTOMATION_BREAKER_THRESHOLD = env.int("AUTOMATION_BREAKER_THRESHOLD", default=5)
 AUTOMATION_BREAKER_COOLDOWN_SECONDS = env.float("AUTOMATION_BREAKER_COOLDOWN_SECONDS", default=30)
 
+# --- Business memory (each value is explained in memory/conf.py) ----------------------
+MEMORY_EMBEDDING_MODEL = env("MEMORY_EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
+MEMORY_EMBEDDING_THREADS = env.int("MEMORY_EMBEDDING_THREADS", default=1)
+MEMORY_EXACT_SEARCH_MAX_ROWS = env.int("MEMORY_EXACT_SEARCH_MAX_ROWS", default=20000)
+MEMORY_HNSW_EF_SEARCH = env.int("MEMORY_HNSW_EF_SEARCH", default=200)
+MEMORY_DEFAULT_EXPIRY_DAYS = env.int("MEMORY_DEFAULT_EXPIRY_DAYS", default=180)
+
 # --- LLM gateway (each value is explained in agents/llm/conf.py) -----------------------
 # No deployment configured: the offline scripted model answers, labelled as such.
 LLM_DEPLOYMENTS = env.json("LLM_DEPLOYMENTS", default={})
