@@ -31,7 +31,7 @@ from accounts.api.base import OrgScopedMixin
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.roles import Role
 from tests.accounts.factories import key_header, make_api_key
-from tests.tenancy.registry import URL_KWARGS, make_row, payload_for
+from tests.tenancy.registry import URL_KWARGS, discover, make_row, payload_for
 from tests.tenancy.routes import ORG_KWARG, Route, org_scoped_api_routes
 
 ROUTES = org_scoped_api_routes()
@@ -121,6 +121,7 @@ def test_org_scoped_route_uses_the_org_scoped_base(route: Route):
 
 def _values_for(route: Route, tenant: Any) -> tuple[dict[str, Any], Any]:
     """URL kwargs pointing at ``tenant``'s rows, and the model of the route."""
+    discover()  # every app's tenancy_factories registers its URL kwargs
     values: dict[str, Any] = {ORG_KWARG: tenant.slug}
     model = route.model
     for name in route.kwargs:
