@@ -31,6 +31,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from celery import Celery
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -57,17 +58,19 @@ class ReconcileReport:
         return asdict(self)
 
 
-def broker_backlog() -> int | None:
+def broker_backlog(app: Celery | None = None) -> int | None:
     """Messages waiting in the default Celery queue, or None if the broker cannot be asked."""
-    from config.celery import app
-
+    if app is None:
+        from config.celery import app
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             channel = conn.default_channel
             queue = app.conf.task_default_queue or "celery"
             return int(channel.queue_declare(queue=queue, passive=True).message_count)
-    except Exception:
+    except Exception as exc:
+        if "NOT_FOUND" in str(exc):  # no such queue yet: an emptied or restarted broker holds no messages
+            return 0
         logger.warning("could not read the broker's queue length", exc_info=True)
         return None
 
