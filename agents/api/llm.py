@@ -89,11 +89,13 @@ class UsageSummarySerializer(serializers.Serializer[None]):
 
 class LLMCallSerializer(serializers.ModelSerializer[LLMCall]):
     user_email = serializers.SerializerMethodField()
+    agent_role = serializers.ChoiceField(source="role", choices=AgentRole.choices, read_only=True,
+                                         help_text="Who asked the model: manager, employee, supervisor, …")
 
     class Meta:
         model = LLMCall
         fields = [
-            "id", "created_at", "user", "user_email", "task_id", "run_id", "role", "purpose", "step_key", "tier",
+            "id", "created_at", "user", "user_email", "task_id", "run_id", "agent_role", "purpose", "step_key", "tier",
             "model", "deployment", "locality", "scripted", "scenario", "streamed", "tokens_in", "tokens_out",
             "cost", "currency", "latency_ms", "ttft_ms", "outcome", "error", "attempts",
         ]
@@ -107,7 +109,7 @@ class LLMCallQuerySerializer(serializers.Serializer[None]):
     user = serializers.IntegerField(required=False, min_value=1)
     task_id = serializers.IntegerField(required=False, min_value=1)
     run_id = serializers.IntegerField(required=False, min_value=1)
-    role = serializers.ChoiceField(choices=AgentRole.choices, required=False)
+    agent_role = serializers.ChoiceField(choices=AgentRole.choices, required=False)
     outcome = serializers.ChoiceField(choices=CallOutcome.choices, required=False)
     scripted = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -150,4 +152,6 @@ class LLMCallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         filters = {k: v for k, v in query.validated_data.items() if v is not None}
         if "user" in filters:
             filters["user_id"] = filters.pop("user")
+        if "agent_role" in filters:
+            filters["role"] = filters.pop("agent_role")
         return queryset.filter(**filters)

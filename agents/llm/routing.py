@@ -61,10 +61,13 @@ def settings_row(organization: Organization) -> OrganizationLLMSettings | None:
     return OrganizationLLMSettings.objects.for_org(organization).first()
 
 
-def org_config(organization: Organization, row: OrganizationLLMSettings | None = None, *,
+def org_config(organization: Organization | None, row: OrganizationLLMSettings | None = None, *,
                load_row: bool = True) -> OrgLLMConfig:
-    """The effective configuration of ``organization`` (its settings row is read unless given)."""
-    if row is None and load_row:
+    """The effective configuration of ``organization`` (its settings row is read unless given).
+
+    ``None``: the platform's configuration, before any organization's overrides.
+    """
+    if row is None and load_row and organization is not None:
         row = settings_row(organization)
     deployments = dict(conf.configured_deployments())
     if row is not None:
@@ -72,7 +75,7 @@ def org_config(organization: Organization, row: OrganizationLLMSettings | None =
             try:
                 deployments[name] = parse_deployment(name, raw, origin="organization")
             except ValueError as exc:  # validated on write; a stale row must not break every call
-                logger.warning("organization %s: skipping deployment: %s", organization.pk, exc)
+                logger.warning("organization %s: skipping deployment: %s", row.organization_id, exc)
     scripted_only = not deployments
     if scripted_only:
         deployments = {SCRIPTED_DEPLOYMENT: SCRIPTED_SPEC}

@@ -188,6 +188,9 @@ SPECTACULAR_SETTINGS = {
         "MemoryCategoryEnum": "memory.models.Category",
         "MemoryEntityKindEnum": "memory.models.EntityKind",
         "MemoryRelationshipKindEnum": "memory.models.RelationshipKind",
+        "AgentRoleEnum": "agents.models.llm.AgentRole",
+        "LLMCallOutcomeEnum": "agents.models.llm.CallOutcome",
+        "LLMLocalityEnum": "agents.models.llm.Locality",
     },
 }
 
