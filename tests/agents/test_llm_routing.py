@@ -72,6 +72,21 @@ def test_hybrid_mode_tries_local_first_and_cloud_first_for_critical_work(fleet, 
     assert (result.deployment, result.locality) == ("vllm", "local")
 
 
+def test_hybrid_mode_falls_back_from_failing_local_deployments_to_the_cloud(fleet, stub, tenant_a, fast_retries):
+    """In hybrid mode, when every on-prem deployment fails, the cloud one answers and the call is a fallback."""
+    llm_settings_update(organization=tenant_a.organization, actor=tenant_a.admin, hybrid_mode=True)
+    stub.fail("r-vllm", status=500)
+    stub.fail("r-own", status=502)
+    try:
+        result = complete(organization=tenant_a.organization, user=tenant_a.member, role="employee",
+                          messages=MESSAGES)
+    finally:
+        stub.heal("r-vllm")
+        stub.heal("r-own")
+    assert (result.deployment, result.outcome) == ("cloud-small", CallOutcome.FALLBACK)
+    assert [a["deployment"] for a in result.attempts] == ["vllm", "own"]
+
+
 def test_without_hybrid_the_configured_order_holds(fleet, tenant_a):
     """Outside hybrid mode the tier's deployments are tried in the order configured."""
     result = complete(organization=tenant_a.organization, user=tenant_a.member, role="employee", messages=MESSAGES)
