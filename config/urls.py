@@ -11,5 +11,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
+    # The dashboard (agents.urls) answers /orgs/<slug>/ before the account pages' plain overview.
+    path("", include("agents.urls")),
+    path("", include("automation.urls")),
     path("", include("accounts.urls")),
 ]
