@@ -73,6 +73,11 @@ class ExecutionContext:
     not save it (the engine owns the task's state). ``lease_lost`` becomes
     set when the engine took the task back (cancelled, or the lease expired):
     long executors should check it (``sleep`` does) and stop.
+
+    ``parameters`` are the task's, with every ``{{ steps.<key>.<path> }}``
+    reference replaced by that earlier step's result (resolved on first read;
+    see ``automation.services.step_outputs``). A reference that cannot be
+    resolved raises InvalidInput there, which fails the attempt for good.
     """
 
     def __init__(self, *, task: Task, run: TaskRun, worker: str = "") -> None:
@@ -80,10 +85,23 @@ class ExecutionContext:
         self.run = run
         self.worker = worker
         self.attempt = run.attempt
-        self.parameters: dict[str, Any] = dict(task.parameters or {})
+        self._given_parameters: dict[str, Any] = dict(task.parameters or {})
+        self._parameters: dict[str, Any] | None = None
         self.lease_lost = threading.Event()
         self.effects: list[Effect] = []
         self._log: list[str] = []
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        if self._parameters is None:
+            from automation.services.step_outputs import resolve_step_outputs
+
+            self._parameters = resolve_step_outputs(self.task, self._given_parameters)
+        return self._parameters
+
+    @parameters.setter
+    def parameters(self, value: dict[str, Any]) -> None:
+        self._parameters = value
 
     @property
     def organization_id(self) -> int:

@@ -18,6 +18,7 @@ is ``tool:<name>``, so one failing integration opens its own circuit.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -91,6 +92,13 @@ class ToolsAppBackend:
     RETRYABLE_CODES = frozenset({"in_progress"})
 
     def check(self, name: str, arguments: dict[str, Any]) -> str | None:
+        """Check ``arguments`` against the tool's schema, except values that are still templates.
+
+        A workflow's saved steps hold ``{{ input }}`` and ``{{ steps.… }}``
+        placeholders where a date, an address or a path will be: such a value
+        is checked when the workflow starts (inputs filled in) or, for a
+        ``steps`` reference, by the tool pipeline when the step runs.
+        """
         from tools.registry import get_tool
         from tools.services.invocation import schema_errors
 
@@ -98,6 +106,8 @@ class ToolsAppBackend:
         if tool is None:
             return f"there is no tool named {name!r}"
         errors = schema_errors(tool, arguments)
+        if errors and _has_template(arguments):
+            errors = _errors_outside_templates(tool.parameters, arguments)
         if errors:
             return "the arguments do not match the tool: " + "; ".join(
                 f"{path}: {', '.join(messages)}" for path, messages in sorted(errors.items())
@@ -131,6 +141,32 @@ class ToolsAppBackend:
             return ToolAnswer("failed", reason=result.reason or str(result.outcome), retryable=True)
         return ToolAnswer("refused", reason=f"{result.code}: {result.reason}",
                           retryable=result.code in self.RETRYABLE_CODES)
+
+
+_TEMPLATE = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_.-]*\s*\}\}")
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_TEMPLATE.search(value))
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+def _errors_outside_templates(schema: dict[str, Any], arguments: dict[str, Any]) -> dict[str, list[str]]:
+    """Schema errors of ``arguments``, leaving out those about a text that holds a ``{{ placeholder }}``."""
+    from jsonschema import Draft202012Validator
+
+    errors: dict[str, list[str]] = {}
+    for error in Draft202012Validator(schema).iter_errors(arguments):
+        if isinstance(error.instance, str) and _TEMPLATE.search(error.instance):
+            continue
+        path = ".".join(str(p) for p in error.absolute_path) or "arguments"
+        errors.setdefault(path, []).append(error.message[:300])
+    return errors
 
 
 def on_tool_approval_decided(approval: ApprovalRequest) -> None:

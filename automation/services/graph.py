@@ -18,6 +18,7 @@ from accounts.errors import InvalidInput
 from accounts.models import User
 from automation.models import BlockedKind, DependencyFailurePolicy, ExecutionType, Task, TaskDependency, TaskStatus
 from automation.services import dispatch
+from automation.services.events import event_append
 from automation.services.status import task_transition
 
 S = TaskStatus
@@ -208,7 +209,20 @@ def settle_parent(child: Task, *, actor: User | None = None, actor_label: str = 
     if child.parent_id is None:
         return
     parent = Task.objects.dangerously_unscoped().select_for_update().get(pk=child.parent_id)
+    note_subtask_finished(parent, child, actor=actor, actor_label=actor_label)
     settle(parent, actor=actor, actor_label=actor_label)
+
+
+def note_subtask_finished(parent: Task, child: Task, *, actor: User | None = None, actor_label: str = "") -> None:
+    """Record on the (locked) parent's event log that one of its steps finished, and how.
+
+    So a workflow's own log shows each step as it ends (``subtask_finished``
+    with the step, its task, its status and the reason of a failure or skip).
+    """
+    event_append(task=parent, type="subtask_finished", actor=actor, actor_label=actor_label, payload={
+        "subtask": child.pk, "step": child.step_key, "title": child.title[:200], "status": child.status,
+        "reason": (child.failure_reason or "")[:500],
+    })
 
 
 def settle(parent: Task, *, actor: User | None = None, actor_label: str = "") -> str:

@@ -6,7 +6,9 @@ engine's step format (``automation.services.subtasks``): ``key``, ``title``,
 (skip or block), ``run_if_dependency_failed``, ``max_retries``, ``priority``,
 ``execution_type``, ``description``. Text anywhere in a step may use
 ``{{ name }}`` for an input (or ``today``); unknown names are refused when the
-version is saved, missing required inputs when the workflow is started.
+version is saved, missing required inputs when the workflow is started. A
+step's parameters may also use ``{{ steps.<key>.<path> }}`` for the result of
+a step it depends on, filled in when it runs (``automation.services.step_outputs``).
 
 Starting a workflow creates, in one transaction, a parent task (source
 ``workflow``, executor ``subflow``, assigned to the workflow) and its
@@ -31,6 +33,7 @@ from accounts.services.audit import audit_record
 from automation.models import AssigneeKind, TaskSource
 from automation.models.workflows import WorkflowRun, WorkflowTemplate, WorkflowVersion
 from automation.services import schedules_clock as clock
+from automation.services.step_outputs import check_step_references
 from automation.services.subtasks import subtasks_create, validate_steps
 from automation.services.tasks import Assignee, task_create
 
@@ -114,6 +117,10 @@ def workflow_validate_definition(definition: Any) -> dict[str, Any]:
         if missing:
             raise InvalidInput(f"step {step['key']!r} uses undeclared input(s): {', '.join(missing)}",
                                field=f"definition.steps[{index}]")
+    try:
+        check_step_references(steps)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field=f"definition.{exc.field}", code=exc.code) from None
     return {"inputs": inputs, "steps": steps}
 
 
