@@ -24,3 +24,6 @@ class AutomationConfig(AppConfig):
                     raise
         for module in SCHEDULE_MODULES:
             importlib.import_module(module)
+        from automation.email_in import wiring  # email in and notifications: signals, listener, jobs, admin
+
+        wiring.ready()

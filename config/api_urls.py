@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("memory.api.urls")),
     path("", include("automation.api.urls")),
+    path("", include("automation.email_in.urls")),
     path("", include("tools.api.urls")),
     path("", include("agents.api.llm_urls")),
 ]

@@ -3,7 +3,9 @@
 from django.urls import path
 
 from accounts.consumers import OrganizationEventsConsumer
+from automation.notifications.consumers import NotificationsConsumer
 
 websocket_urlpatterns = [
     path("ws/orgs/<slug:org_slug>/events/", OrganizationEventsConsumer.as_asgi()),
+    path("ws/orgs/<slug:org_slug>/notifications/", NotificationsConsumer.as_asgi()),
 ]

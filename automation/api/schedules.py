@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from accounts.api.base import OrgScopedViewSet
 from accounts.roles import Scope
 from automation.models import Notification, Reminder, Schedule, ScheduleFiring
+from automation.notifications.push import unread_count
 from automation.services import schedules as schedule_services
 from automation.services import schedules_reminders as reminder_services
 
@@ -235,8 +236,13 @@ class ReminderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScope
 class NotificationSerializer(serializers.ModelSerializer[Notification]):
     class Meta:
         model = Notification
-        fields = ["id", "title", "message", "reminder", "scheduled_for", "read_at", "created_at"]
+        fields = ["id", "kind", "title", "message", "link", "task", "data", "reminder", "scheduled_for", "read_at",
+                  "created_at"]
         read_only_fields = fields
+
+
+class UnreadCountSerializer(serializers.Serializer[None]):
+    unread = serializers.IntegerField(help_text="The caller's unread notifications (the bell's number).")
 
 
 class NotificationFilterSerializer(serializers.Serializer[None]):
@@ -260,7 +266,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
     write_scope = Scope.ORG_READ
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        queryset = queryset.filter(user=self.request.user)
+        queryset = queryset.filter(user=self.request.user, in_app=True)
         if self.action == "list":
             filters = NotificationFilterSerializer(data=self.request.query_params)
             filters.is_valid(raise_exception=True)
@@ -279,3 +285,9 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
     def read_all(self, request: Request, org_slug: str) -> Response:
         marked = reminder_services.notifications_mark_all_read(organization=self.organization, user=request.user)
         return Response({"marked": marked})
+
+    @extend_schema(tags=["reminders"], parameters=[ORG_SLUG], responses=UnreadCountSerializer)
+    @action(detail=False, methods=["get"], url_path="unread-count")
+    def unread_count(self, request: Request, org_slug: str) -> Response:
+        """The number on the bell (the socket ws/orgs/{org_slug}/notifications/ pushes its changes)."""
+        return Response({"unread": unread_count(organization_id=self.organization.pk, user_id=request.user.pk)})

@@ -71,3 +71,40 @@ __all__ = [
     "WorkflowTemplate",
     "WorkflowVersion",
 ]
+
+# Email in and notifications keep their models in their own packages.
+from automation.email_in.models import (
+    AckStatus,
+    EmailThreadRef,
+    InboundAttachment,
+    InboundChannel,
+    InboundMemberAddress,
+    InboundMessage,
+    InboundStatus,
+    QuarantineReason,
+)
+from automation.notifications.models import (
+    DigestStatus,
+    EmailMode,
+    NotificationDigest,
+    NotificationKind,
+    NotificationPreference,
+    NotificationScan,
+)
+
+__all__ += [
+    "AckStatus",
+    "DigestStatus",
+    "EmailMode",
+    "EmailThreadRef",
+    "InboundAttachment",
+    "InboundChannel",
+    "InboundMemberAddress",
+    "InboundMessage",
+    "InboundStatus",
+    "NotificationDigest",
+    "NotificationKind",
+    "NotificationPreference",
+    "NotificationScan",
+    "QuarantineReason",
+]

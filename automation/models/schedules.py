@@ -259,14 +259,37 @@ class Notification(OrganizationOwned):
     scheduled_for = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the notification is about and how it is delivered (automation.notifications).
+    kind = models.CharField(max_length=32, default="reminder")
+    dedupe_key = models.CharField(
+        max_length=200, null=True, blank=True, help_text="One notification per user and key: never twice."
+    )
+    link = models.CharField(max_length=500, blank=True)
+    task = models.ForeignKey("automation.Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    in_app = models.BooleanField(default=True, help_text="Shown in the bell (the user's preference for this kind).")
+    email_status = models.CharField(
+        max_length=10, blank=True, default="", help_text="'', pending, digest, sending, sent, digested, failed."
+    )
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["organization", "user", "-created_at"], name="notification_inbox")]
+        indexes = [
+            models.Index(fields=["organization", "user", "-created_at"], name="notification_inbox"),
+            models.Index(fields=["organization", "user"], name="notification_unread",
+                         condition=models.Q(read_at__isnull=True, in_app=True)),
+            models.Index(fields=["email_status", "id"], name="notification_email_due",
+                         condition=models.Q(email_status__in=["pending", "digest"])),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["reminder", "scheduled_for"], name="notification_reminder_once",
                 condition=models.Q(reminder__isnull=False, scheduled_for__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "user", "dedupe_key"], name="notification_dedupe_once",
+                condition=models.Q(dedupe_key__isnull=False),
             ),
         ]
 

@@ -147,13 +147,24 @@ def notification_mark_read(*, notification: Notification, user: User) -> Notific
         Notification.objects.for_org(notification.organization).filter(pk=notification.pk, read_at__isnull=True).update(
             read_at=notification.read_at
         )
+        _push_unread(notification.organization_id, user.pk)
     return notification
 
 
 def notifications_mark_all_read(*, organization: Organization, user: User) -> int:
-    return Notification.objects.for_org(organization).filter(user=user, read_at__isnull=True).update(
+    marked = Notification.objects.for_org(organization).filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+    if marked:
+        _push_unread(organization.pk, user.pk)
+    return marked
+
+
+def _push_unread(organization_id: int, user_id: int) -> None:
+    """Tell the user's open bells the new unread count, once the change is committed."""
+    from automation.notifications.push import publish_unread
+
+    transaction.on_commit(lambda: publish_unread(organization_id=organization_id, user_id=user_id))
 
 
 def reminders_tick(
@@ -206,6 +217,7 @@ def _deliver(reminder: Reminder, now: datetime) -> int:
         except IntegrityError:
             continue
         sent += 1
+        _push_unread(reminder.organization_id, reminder.user_id)
     reminder.next_run_at = timing.next_after(now)
     if due:
         reminder.last_run_at = due[-1]

@@ -228,6 +228,26 @@ SCHEDULE_GRACE_SECONDS = env.float("SCHEDULE_GRACE_SECONDS", default=300)
 # Functions called with the demo organization by `manage.py seed_demo`.
 DEMO_SEED_HOOKS = ["automation.workflow_templates.seed_demo"]
 
+# --- Email in and notifications (each value is explained in automation/email_in/conf.py) ---------
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+INBOUND_EMAIL_DOMAIN = env("INBOUND_EMAIL_DOMAIN", default="inbound.localhost")
+INBOUND_EMAIL_SPOOL_DIR = env("INBOUND_EMAIL_SPOOL_DIR", default=str(VAR_DIR / "mail-spool"))
+INBOUND_EMAIL_MAX_BYTES = env.int("INBOUND_EMAIL_MAX_BYTES", default=10 * 1024 * 1024)
+INBOUND_SMTP_MAX_BYTES = env.int("INBOUND_SMTP_MAX_BYTES", default=25 * 1024 * 1024)
+INBOUND_SMTP_HOST = env("INBOUND_SMTP_HOST", default="127.0.0.1")
+INBOUND_SMTP_PORT = env.int("INBOUND_SMTP_PORT", default=2525)
+# Providers' inbound webhooks (/api/v1/hooks/email/<provider>/inbound/) stay off (503) until secured.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default=""),  # "user:password" basic auth: SendGrid, Postmark
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+}
+NOTIFICATIONS_DIGEST_HOUR = env.int("NOTIFICATIONS_DIGEST_HOUR", default=8)
+NOTIFICATIONS_DUE_SOON_HOURS = env.float("NOTIFICATIONS_DUE_SOON_HOURS", default=24)
+# Extra processes `manage.py runstack` starts with web, worker and beat: {name: manage.py arguments}.
+RUNSTACK_EXTRA_PROCESSES = {
+    "smtp": ["smtp_receiver", "--host", INBOUND_SMTP_HOST, "--port", str(INBOUND_SMTP_PORT)],
+}
+
 # --- Celery -------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS.broker_url()
 CELERY_RESULT_BACKEND = REDIS.result_backend_url()

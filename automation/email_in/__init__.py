@@ -1,0 +1,10 @@
+"""Email in: mail to an organization's inbound address becomes a task.
+
+Mail arrives through the built-in SMTP receiver (``manage.py smtp_receiver``)
+or a provider's inbound webhook (django-anymail: Mailgun, SendGrid,
+Postmark). Either way the raw message is first written to the spool
+(:mod:`automation.email_in.spool`, fsynced), then processed by
+:func:`automation.email_in.services.spool_entry_process`; a message whose
+processing fails (the database is down) stays spooled and is processed
+later, so accepted mail is never lost.
+"""
