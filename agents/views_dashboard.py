@@ -38,7 +38,7 @@ def dashboard(request: HttpRequest, access: OrgAccess) -> HttpResponse:
                            for value, label in TaskStatus.choices if value in ACTIVE],
             open_total=sum(status_counts[value] for value in ACTIVE),
             open_tasks=portal.open_tasks(organization=organization),
-            running=portal.running_runs(organization=organization),
+            running=portal.running_tasks(organization=organization),
             in_progress=status_counts[TaskStatus.IN_PROGRESS],
         )
     if access.can(Scope.APPROVALS_READ):

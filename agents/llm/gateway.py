@@ -233,6 +233,7 @@ def complete(
     run_id: int | None = None,
     stream: bool = False,
     on_token: Callable[[str], None] | None = None,
+    on_reset: Callable[[], None] | None = None,
     tier: str | None = None,
     task_type: str = "",
     prior_failures: int = 0,
@@ -268,7 +269,11 @@ def complete(
       :class:`StructuredOutputInvalid` is raised), ``quality_check`` (a
       function of the result returning ``None`` or a reason to reject it and
       fall back), ``stream`` with ``on_token`` (called with each text delta;
-      the time to the first token is recorded).
+      the time to the first token is recorded). Once text has reached
+      ``on_token``, a failure (the connection lost mid-answer, an invalid
+      answer) falls back to the next deployment only if ``on_reset`` is given:
+      it is called first, so the consumer can clear what it showed; without
+      it the call ends with :class:`AllDeploymentsFailed`.
 
     Routing:
       ``tier`` (force one), ``task_type`` / ``prior_failures`` / a long input
@@ -344,7 +349,14 @@ def complete(
     spent_cost = Decimal(0)
     last_invalid: _Unusable | None = None
 
+    emitted = 0  # text chunks the caller has been given by rejected answers
     for deployment in route.chain:
+        if emitted:
+            if on_reset is None:  # the caller has shown text that a fallback would contradict
+                attempts[-1]["error"] += "; not falling back: part of the answer was already streamed"
+                break
+            on_reset()
+            emitted = 0
         hop_started = time.monotonic()
         state = _StreamState()
         try:
@@ -355,13 +367,14 @@ def complete(
             attempts.append(_attempt(deployment, "quality", exc.reason, hop_started))
             if exc.errors:
                 last_invalid = exc
+            emitted = state.emitted
             continue
         except errors as exc:
             attempts.append(_attempt(deployment, "timeout" if _is_timeout(exc) else "error", _short(exc),
                                      hop_started))
-            if state.emitted:  # text already reached the caller: a fallback would repeat it
+            if state.emitted:
                 attempts[-1]["error"] += f" (after {state.emitted} streamed chunks)"
-                break
+            emitted = state.emitted
             continue
         spent_usage, spent_cost = spent_usage + hop.usage, spent_cost + hop.cost
         result = LLMResult(
@@ -382,6 +395,7 @@ def complete(
             problem = quality_check(result)
             if problem:
                 attempts.append(_attempt(deployment, "quality", f"quality check: {problem}", hop_started))
+                emitted = state.emitted
                 continue
         call = _record(
             **base, tier=route.tier, model=hop.model, deployment=deployment.name, locality=deployment.locality,

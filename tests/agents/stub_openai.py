@@ -11,6 +11,7 @@ It listens on 127.0.0.1 (a free port), serves ``POST /v1/chat/completions``
     stub.fail("flaky", status=500, times=1)                     # once, then normal
     stub.program("slow", delay=3.0)                             # before any byte is sent
     stub.program("drip", chunk_delay=0.05)                      # between streamed chunks
+    stub.program("cut", cut_after=2)                            # streamed: connection lost after 2 chunks
     stub.requests                                               # what arrived, in order
     stub.stop()
 """
@@ -34,6 +35,7 @@ class Behaviour:
     fail_status: int | None = None
     fail_times: int | None = None  # None: always (when fail_status is set)
     replies: list[str] = field(default_factory=list)  # consumed in order before ``content``
+    cut_after: int | None = None  # streamed: drop the connection after this many content chunks
 
 
 @dataclass
@@ -146,6 +148,7 @@ class StubOpenAI:
             content = behaviour.replies.pop(0) if behaviour.replies else behaviour.content
             tool_calls = list(behaviour.tool_calls)
             delay, chunk_delay, status = behaviour.delay, behaviour.chunk_delay, behaviour.fail_status
+            cut_after = behaviour.cut_after
         try:
             self._sleep(delay)
             if failing:
@@ -153,7 +156,7 @@ class StubOpenAI:
                 return
             prompt_tokens = sum(_count_tokens(str(m.get("content") or "")) for m in body.get("messages", []))
             if body.get("stream"):
-                self._stream(handler, body, model, content, tool_calls, prompt_tokens, chunk_delay)
+                self._stream(handler, body, model, content, tool_calls, prompt_tokens, chunk_delay, cut_after)
             else:
                 handler._json(200, self._completion(model, content, tool_calls, prompt_tokens))
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
@@ -198,14 +201,21 @@ class StubOpenAI:
         tool_calls: list[tuple[str, dict[str, Any]]],
         prompt_tokens: int,
         chunk_delay: float,
+        cut_after: int | None = None,
     ) -> None:
+        # Chunked transfer encoding, as real servers (uvicorn under vLLM) send: a connection lost
+        # before the terminating empty chunk is a protocol error at the client, not a normal end.
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.send_header("Cache-Control", "no-cache")
-        handler.send_header("Connection", "close")
+        handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         handler.close_connection = True
         ident = f"chatcmpl-stub-{len(self.requests)}"
+
+        def send(data: bytes) -> None:
+            handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            handler.wfile.flush()
 
         def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, Any] | None = None) -> None:
             payload: dict[str, Any] = {
@@ -217,8 +227,7 @@ class StubOpenAI:
             }
             if usage:
                 payload["usage"] = usage
-            handler.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
-            handler.wfile.flush()
+            send(f"data: {json.dumps(payload)}\n\n".encode())
 
         chunk({"role": "assistant", "content": ""})
         if tool_calls:
@@ -235,6 +244,9 @@ class StubOpenAI:
         else:
             words = content.split(" ")
             for i, word in enumerate(words):
+                if cut_after is not None and i >= cut_after:
+                    handler.connection.shutdown(2)  # the server died mid-answer
+                    return
                 self._sleep(chunk_delay)
                 chunk({"content": word if i == 0 else " " + word})
             chunk({}, finish="stop")
@@ -242,5 +254,6 @@ class StubOpenAI:
         if (body.get("stream_options") or {}).get("include_usage"):
             chunk({}, usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                              "total_tokens": prompt_tokens + completion_tokens})
-        handler.wfile.write(b"data: [DONE]\n\n")
+        send(b"data: [DONE]\n\n")
+        handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()

@@ -170,3 +170,31 @@ def test_cost_comes_from_the_bundled_price_map(settings, stub, tenant_a):
     assert abs(result.cost - expected) < Decimal("0.00000001")
     call = LLMCall.objects.for_org(tenant_a.organization).get(pk=result.call_id)
     assert call.cost == result.cost.quantize(Decimal("0.00000001"))
+
+
+def test_a_stream_cut_mid_answer_is_an_error_not_a_silent_truncation(settings, stub, tenant_a):
+    """The connection lost after two chunks: no truncated answer is accepted, and with text already shown
+    (and no on_reset) the gateway does not start another answer after it."""
+    stub.program("cut-off", content="one two three four five", cut_after=2)
+    stub.program("backup-c", content="complete answer")
+    configure(settings, {"cut": deployment(stub, "cut-off", provider="hosted_vllm"),
+                         "backup": deployment(stub, "backup-c")})
+    shown: list[str] = []
+    with pytest.raises(AllDeploymentsFailed, match="already streamed") as caught:
+        ask(tenant_a, stream=True, on_token=shown.append)
+    assert "".join(shown) == "one two"
+    assert stub.calls_for("backup-c") == []
+    call = LLMCall.objects.for_org(tenant_a.organization).get(pk=caught.value.call_id)
+    assert call.outcome == CallOutcome.ERROR
+    assert "after 2 streamed chunks" in call.attempts[0]["error"]
+
+
+def test_with_on_reset_a_cut_stream_falls_back_and_the_consumer_is_told_to_clear(settings, stub, tenant_a):
+    """Given on_reset, the consumer clears the partial text and receives the next deployment's whole answer."""
+    stub.program("cut-off-2", content="one two three four five", cut_after=2)
+    stub.program("backup-d", content="complete answer")
+    configure(settings, {"cut": deployment(stub, "cut-off-2"), "backup": deployment(stub, "backup-d")})
+    shown: list[str] = []
+    result = ask(tenant_a, stream=True, on_token=shown.append, on_reset=shown.clear)
+    assert "".join(shown) == "complete answer" == result.content
+    assert result.outcome == CallOutcome.FALLBACK
