@@ -54,6 +54,34 @@ def _notify_listeners(event: TaskEvent) -> None:
         except Exception:  # a listener never undoes the change it observes
             logger.exception("event listener %r failed on %s", listener, event)
 
+EventListener = Callable[[TaskEvent], None]
+_listeners: list[EventListener] = []
+
+
+def register_event_listener(listener: EventListener) -> None:
+    """Call ``listener(event)`` for every appended TaskEvent, inside the change's transaction.
+
+    Used by other parts of the app (notifications) to react to what the log
+    records, atomically with it. A listener must be quick, must guard its own
+    database work with a savepoint, and must not fail the change: its errors
+    are logged and swallowed. Registering the same function twice keeps one.
+    """
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def unregister_event_listener(listener: EventListener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _notify_listeners(event: TaskEvent) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(event)
+        except Exception:  # a listener never undoes the change it observes
+            logger.exception("event listener %r failed on %s", listener, event)
+
 
 def _next_sequence(task: Task) -> int:
     # The UPDATE row-locks the task until commit, so sequences are gap-free and ordered per task.
