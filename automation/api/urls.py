@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from automation.api import analytics, schedules, triggers, views, workflows
+from automation.api import analytics, onboarding, schedules, triggers, views, workflows
 
 ORG = r"orgs/(?P<org_slug>[-a-z0-9]+)"
 
@@ -16,6 +16,7 @@ router.register(rf"{ORG}/triggers", triggers.TriggerViewSet, basename="trigger")
 router.register(rf"{ORG}/workflows", workflows.WorkflowViewSet, basename="workflow")
 router.register(rf"{ORG}/workflow-runs", workflows.WorkflowRunViewSet, basename="workflowrun")
 router.register(rf"{ORG}/analytics", analytics.AnalyticsViewSet, basename="analytics")
+router.register(rf"{ORG}/onboarding", onboarding.OnboardingViewSet, basename="onboarding")
 
 urlpatterns = [
     *router.urls,

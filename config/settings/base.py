@@ -226,7 +226,16 @@ LLM_CURRENCY = "USD"
 SCHEDULE_GRACE_SECONDS = env.float("SCHEDULE_GRACE_SECONDS", default=300)
 
 # Functions called with the demo organization by `manage.py seed_demo`.
-DEMO_SEED_HOOKS = ["automation.workflow_templates.seed_demo"]
+DEMO_SEED_HOOKS = ["automation.workflow_templates.seed_demo", "automation.onboarding_demo.seed_demo"]
+
+# --- Email: the SMTP server Django's SMTP backend talks to (each environment picks EMAIL_BACKEND) ---------
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # --- Email in and notifications (each value is explained in automation/email_in/conf.py) ---------
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")

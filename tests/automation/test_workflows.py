@@ -10,9 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
-from accounts.models import ApprovalRequest, Organization
+from accounts.models import Organization
 from automation.models import Task, TaskDependency, TaskSource, WorkflowRun, WorkflowTemplate, WorkflowVersion
-from automation.services.tasks import task_complete, task_start
 from automation.services.workflows import workflow_create, workflow_start, workflow_version_create
 from automation.workflow_templates import builtin_templates, install_builtin_templates
 from tests.automation.scheduling.factories import SIMPLE_DEFINITION, make_workflow
@@ -169,36 +168,6 @@ def test_seed_demo_installs_workflows(db):
     assert set(WorkflowTemplate.objects.for_org(demo).values_list("slug", flat=True)) >= {
         "weekly-report", "meeting-follow-up", "employee-onboarding"
     }
-
-
-def test_onboarding_run_waits_on_financial_approval(tenant_a, engine, django_capture_on_commit_callbacks):
-    """Onboarding: manual steps wait for people; the equipment budget asks a financial approval the starter
-    cannot give; once another manager approves, ordering the equipment is released."""
-    from accounts.errors import Forbidden
-    from accounts.services.approvals import approval_decide
-
-    template = install_builtin_templates(tenant_a.organization)[0]
-    template = WorkflowTemplate.objects.for_org(tenant_a.organization).get(slug="employee-onboarding")
-    started = workflow_start(template=template, actor=tenant_a.manager, inputs={
-        "employee": "Maria Lopez", "job_title": "QA engineer", "start_date": "2026-03-01", "manager": "Sam",
-    })
-    engine.drain()
-    budget = Task.objects.for_org(tenant_a.organization).get(pk=started.subtasks["equipment_budget"].pk)
-    assert budget.status == "blocked"
-    approval = ApprovalRequest.objects.for_org(tenant_a.organization).get(subject_id=str(budget.pk))
-    assert approval.financial
-    assert approval.title == "Equipment for Maria Lopez (QA engineer)"
-    with pytest.raises(Forbidden):
-        approval_decide(approval=approval, actor=tenant_a.manager, approve=True)
-    with django_capture_on_commit_callbacks(execute=True):
-        approval_decide(approval=approval, actor=tenant_a.admin, approve=True, reason="standard kit")
-    engine.drain()
-    budget.refresh_from_db()
-    assert budget.status == "completed"
-    assert budget.result["decided_by"] == tenant_a.admin.email
-    order = Task.objects.for_org(tenant_a.organization).get(pk=started.subtasks["order_equipment"].pk)
-    task_start(task=order, actor=tenant_a.member)
-    task_complete(task=order, actor=tenant_a.member)
 
 
 # --- API ---------------------------------------------------------------------------------
