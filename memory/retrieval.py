@@ -309,7 +309,7 @@ def fuse(
         else:
             values = [s for _, s in items]
             best, worst = (max(values), min(values)) if higher_is_better[name] else (min(values), max(values))
-            spread = (best - worst) or 1.0
+            spread = abs(best - worst) or 1.0
             for rank, (key, score) in enumerate(items, start=1):
                 normalized = (score - worst) / spread if higher_is_better[name] else (worst - score) / spread
                 if len(items) == 1:
