@@ -46,12 +46,23 @@ def open_tasks(*, organization: Organization, limit: int = 8) -> list[Task]:
     )
 
 
-def running_runs(*, organization: Organization, limit: int = 8) -> list[TaskRun]:
-    """Attempts executing now, oldest first, with their task."""
-    return list(
-        TaskRun.objects.for_org(organization).filter(status=RunStatus.RUNNING)
-        .select_related("task").order_by("started_at", "id")[:limit]
+def running_tasks(*, organization: Organization, limit: int = 8) -> list[Task]:
+    """Tasks in progress (run by a worker or done by a person), longest running first.
+
+    Each carries ``current_run``: its running attempt, or None (a manual task, or between attempts).
+    """
+    tasks = list(
+        Task.objects.for_org(organization).filter(status=TaskStatus.IN_PROGRESS)
+        .select_related("assignee_user").order_by("started_at", "id")[:limit]
     )
+    runs = {
+        run.task_id: run
+        for run in TaskRun.objects.for_org(organization).filter(task__in=[t.pk for t in tasks],
+                                                                status=RunStatus.RUNNING)
+    }
+    for task in tasks:
+        task.current_run = runs.get(task.pk)  # type: ignore[attr-defined]
+    return tasks
 
 
 def task_subtasks(*, task: Task) -> QuerySet[Task]:

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("agents.urls")),
     path("", include("automation.urls")),
     path("", include("accounts.urls")),
+    path("", include("memory.urls")),
 ]

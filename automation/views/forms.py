@@ -59,6 +59,7 @@ class TaskCreateForm(forms.Form):
     )
 
     def __init__(self, *args: Any, memberships: list[Membership], timezone_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.timezone_name = timezone_name
         self.fields["executor"].choices = [(name, name) for name in executor_names()]  # type: ignore[attr-defined]
@@ -128,6 +129,7 @@ class ScheduleForm(forms.Form):
     aliases: dict[str, str] = {"timezone_name": "timezone"}  # service error field -> form field
 
     def __init__(self, *args: Any, timezone_name: str = "UTC", **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.default_timezone = timezone_name
         self.fields["task_executor"].choices = [(n, n) for n in executor_names()]  # type: ignore[attr-defined]

@@ -55,3 +55,15 @@ def make_llm_call(organization: Organization, *, user: User | None = None, at: d
 
 def hours_ago(hours: float) -> datetime:
     return timezone.now() - timedelta(hours=hours)
+
+
+def make_payment(organization: Organization, *, amount: int, currency: str = "EUR", kind: str = "payment",
+                 status: str = "succeeded") -> Any:
+    """A row of the tools' transaction log (amount in minor units), as the payments tool writes it."""
+    from tools.models import PaymentTransaction, ToolCall
+
+    call = ToolCall.objects.for_org(organization).create(organization=organization, tool_name="payments_create")
+    return PaymentTransaction.objects.for_org(organization).create(
+        organization=organization, tool_call=call, kind=kind, amount=amount, currency=currency,
+        purpose="Laptop", vendor="Shop", provider="stripe", provider_reference=f"pi_{call.pk}", status=status,
+    )
