@@ -130,7 +130,7 @@ def synthetic_message_id(raw: bytes) -> str:
 def _decode_text(part: Message) -> str:
     try:
         content = part.get_content()  # type: ignore[attr-defined]
-        if isinstance(content, str):
+        if isinstance(content, str) and "\ufffd" not in content:
             return content
     except (*_HEADER_ERRORS, KeyError):
         pass

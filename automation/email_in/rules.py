@@ -38,7 +38,7 @@ _HIGH = re.compile(r"\b(high[- ]priority|important|priority:\s*high)\b", re.IGNO
 _LOW = re.compile(r"\b(low[- ]priority|no rush|whenever you can|priority:\s*low)\b", re.IGNORECASE)
 _ASSIGN_EMAIL = re.compile(r"\bassign(?:ed)?\s+(?:it\s+|this\s+)?to\s*:?\s*<?([\w.+-]+@[\w-]+(?:\.[\w-]+)+)>?",
                            re.IGNORECASE)
-_ASSIGN_NAME = re.compile(r"\bassign(?:ed)?\s+(?:it\s+|this\s+)?to\s*:?\s*([A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)?)")
+_ASSIGN_NAME = re.compile(r"\b(?i:assign(?:ed)?\s+(?:it\s+|this\s+)?to)\s*:?\s*([A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)?)")
 
 
 def _zone(name: str) -> ZoneInfo:
