@@ -19,6 +19,7 @@ from automation.models import (
     TaskSource,
     TaskStatus,
 )
+from automation.services.status import effective_priority
 from automation.services.tasks import MAX_RETRIES_LIMIT, TITLE_MAX
 
 
@@ -41,6 +42,9 @@ class TaskSerializer(serializers.ModelSerializer):
     created_by = serializers.SerializerMethodField()
     last_modified_by = serializers.SerializerMethodField()
     last_event_sequence = serializers.IntegerField(source="event_seq", read_only=True)
+    effective_priority = serializers.SerializerMethodField(
+        help_text="Priority plus one point per aging interval waited, while queued."
+    )
 
     class Meta:
         model = Task
@@ -72,6 +76,10 @@ class TaskSerializer(serializers.ModelSerializer):
             return list(TaskDependency.objects.dangerously_unscoped().filter(task_id=task.pk)
                         .values_list("depends_on_id", flat=True))
         return [link.depends_on_id for link in links]
+
+    @extend_schema_field(OpenApiTypes.FLOAT)
+    def get_effective_priority(self, task: Task) -> float:
+        return effective_priority(task)
 
     @extend_schema_field(OpenApiTypes.FLOAT)
     def get_estimated_seconds(self, task: Task) -> float | None:

@@ -89,8 +89,10 @@ class Task(OrganizationOwned):
     parameters = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING)
     priority = models.SmallIntegerField(default=Priority.NORMAL)
-    effective_priority = models.IntegerField(
-        default=Priority.NORMAL, help_text="Priority plus aging while queued; the dispatcher orders by it."
+    dispatch_rank = models.FloatField(
+        default=0,
+        help_text="Order among queued tasks, higher first: priority × aging interval − seconds since the epoch "
+        "at queueing. Equal to ordering by priority plus one point per interval waited, with no updates.",
     )
     due_at = models.DateTimeField(null=True, blank=True)
 
@@ -161,10 +163,16 @@ class Task(OrganizationOwned):
             models.Index(fields=["organization", "-created_at"], name="task_org_created"),
             models.Index(fields=["organization", "due_at"], name="task_org_due"),
             models.Index(
-                fields=["organization", "-effective_priority", "queued_at", "id"],
+                fields=["organization", "-dispatch_rank", "id"],
                 condition=models.Q(status="queued"),
                 name="task_dispatch_order",
             ),
+            models.Index(
+                fields=["organization", "-dispatch_rank", "id"],
+                condition=models.Q(status="queued", dispatched_at__isnull=True),
+                name="task_undispatched",
+            ),
+            models.Index(fields=["organization", "step_key"], condition=~models.Q(step_key=""), name="task_org_step"),
             models.Index(fields=["next_attempt_at"], condition=models.Q(status="queued"), name="task_retry_due"),
             models.Index(
                 fields=["lease_expires_at"], condition=models.Q(status="in_progress"), name="task_lease_expiry"

@@ -22,6 +22,11 @@ from automation.models import BreakerState, CircuitBreaker, Task, TaskStatus
 logger = logging.getLogger(__name__)
 
 
+def open_circuits(organization_id: int) -> list[CircuitBreaker]:
+    """The organization's circuits that are not closed (usually none)."""
+    return _rows(organization_id)
+
+
 def _rows(organization_id: int) -> list[CircuitBreaker]:
     return list(
         CircuitBreaker.objects.dangerously_unscoped()
@@ -36,12 +41,13 @@ def _probe_running(breaker: CircuitBreaker) -> bool:
     return Task.objects.dangerously_unscoped().filter(pk=breaker.probe_task_id, status=TaskStatus.IN_PROGRESS).exists()
 
 
-def blocked_keys(organization_id: int, *, now: datetime | None = None) -> list[str]:
+def blocked_keys(organization_id: int, *, now: datetime | None = None,
+                 rows: list[CircuitBreaker] | None = None) -> list[str]:
     """Breaker keys whose tasks must not start now (open and cooling down, or probing)."""
     now = now or timezone.now()
     cooldown = timedelta(seconds=conf.breaker_cooldown_seconds())
     keys = []
-    for breaker in _rows(organization_id):
+    for breaker in _rows(organization_id) if rows is None else rows:
         cooling = breaker.state == BreakerState.OPEN and breaker.opened_at and now - breaker.opened_at < cooldown
         probing = breaker.state == BreakerState.HALF_OPEN and _probe_running(breaker)
         if cooling or probing:

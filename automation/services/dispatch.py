@@ -4,7 +4,7 @@ A queued task lives in PostgreSQL; a Celery message ``automation.run_task``
 (ids only, published on commit) only says "there is work in this
 organization, starting with task X". The worker that receives it *claims* the
 best eligible queued task of that organization under a per-organization lock:
-highest effective priority (priority plus aging), oldest first, skipping
+highest priority plus one point per aging interval waited (``dispatch_rank``), skipping
 tasks whose circuit is open, and only while the organization is under its
 concurrency limit. A message that finds nothing to do costs one query; a task
 whose message was lost is published again by the reconciler.
@@ -104,17 +104,26 @@ def executing_count(organization_id: int) -> int:
 _ELIGIBLE = "status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
 
 
-def _best_queued(organization_id: int, *, excluded_keys: list[str], undispatched_only: bool = False) -> int | None:
+_CLOSED_CIRCUITS_ONLY = """
+    AND NOT EXISTS (SELECT 1 FROM automation_circuitbreaker b
+                    WHERE b.organization_id = automation_task.organization_id
+                      AND b.key = automation_task.breaker_key AND b.state <> 'closed')"""
+
+
+def _best_queued(organization_id: int, *, excluded_keys: list[str] | None, undispatched_only: bool = False
+                 ) -> int | None:
+    # excluded_keys=None: skip every task whose circuit is not closed (a cheaper test for "slot freed").
     extra = " AND dispatched_at IS NULL" if undispatched_only else ""
+    extra += _CLOSED_CIRCUITS_ONLY if excluded_keys is None else " AND NOT (breaker_key = ANY(%(excluded)s))"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT id FROM automation_task
-            WHERE organization_id = %(org)s AND {_ELIGIBLE} AND NOT (breaker_key = ANY(%(excluded)s)){extra}
-            ORDER BY effective_priority DESC, queued_at, id
+            WHERE organization_id = %(org)s AND {_ELIGIBLE}{extra}
+            ORDER BY dispatch_rank DESC, id
             LIMIT 1 FOR UPDATE SKIP LOCKED
             """,  # noqa: S608 - only constant fragments are interpolated
-            {"org": organization_id, "now": timezone.now(), "excluded": excluded_keys},
+            {"org": organization_id, "now": timezone.now(), "excluded": excluded_keys or []},
         )
         row = cursor.fetchone()
     return int(row[0]) if row else None
@@ -141,7 +150,8 @@ def claim(*, organization_id: int, hint_task_id: int, worker: str) -> Claim | No
         if executing_count(organization_id) >= org_limit(organization_id):
             _mark_undispatched(organization_id, hint_task_id)
             return None
-        excluded = breakers.blocked_keys(organization_id, now=now)
+        open_circuits = breakers.open_circuits(organization_id)
+        excluded = breakers.blocked_keys(organization_id, now=now, rows=open_circuits)
         task_id = _best_queued(organization_id, excluded_keys=excluded)
         if task_id is None:
             _mark_undispatched(organization_id, hint_task_id)
@@ -149,7 +159,8 @@ def claim(*, organization_id: int, hint_task_id: int, worker: str) -> Claim | No
         task = Task.objects.dangerously_unscoped().select_for_update().get(pk=task_id)
         if task.pk != hint_task_id and task.dispatched_at is None:
             _pass_message_on(hint_task_id)
-        breakers.note_claim(task, now=now)
+        if any(row.key == task.breaker_key for row in open_circuits):
+            breakers.note_claim(task, now=now)
         attempt = task.attempt_count + 1
         run = TaskRun(
             organization_id=task.organization_id, task=task, attempt=attempt, executor=task.executor,
@@ -188,9 +199,7 @@ def _pass_message_on(task_id: int) -> None:
 
 def dispatch_next(organization_id: int) -> int | None:
     """A slot freed up: publish the best eligible queued task that has no message in flight."""
-    task_id = _best_queued(
-        organization_id, excluded_keys=breakers.blocked_keys(organization_id), undispatched_only=True
-    )
+    task_id = _best_queued(organization_id, excluded_keys=None, undispatched_only=True)
     if task_id is None:
         return None
     task = Task.objects.dangerously_unscoped().get(pk=task_id)

@@ -4,8 +4,8 @@ Similar means, in order of preference: the same workflow step (``step_key``);
 else the same executor with a title that shares words (PostgreSQL full-text
 ranking over the indexed title and description: the embedded PostgreSQL ships
 without pg_trgm); else the same executor. The median of the recent matches
-is the estimate. Waiting tasks of the same step (or executor and title) are
-re-estimated each time one completes.
+is the estimate. Waiting tasks of the same step are re-estimated each time
+one of its runs completes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from automation.models import Task, TaskStatus
 
 HISTORY = 50
 SIMILAR = 20
+CANDIDATES = 500
+"""Title similarity is ranked among the executor's most recent completed tasks only (bounded work)."""
 _WORD = re.compile(r"[A-Za-z0-9]{3,}")
 
 
@@ -56,8 +58,10 @@ def estimate_duration(*, organization_id: int, executor: str, title: str, step_k
     query = _title_query(title)
     if query is not None:
         vector = SearchVector("title", "description", config="english")
+        recent = same_executor.order_by("-completed_at").values("pk")[:CANDIDATES]
         similar = (
-            same_executor.annotate(search=vector)
+            Task.objects.dangerously_unscoped().filter(pk__in=recent)
+            .annotate(search=vector)
             .filter(search=query)
             .annotate(rank=SearchRank(vector, query))
             .order_by("-rank", "-completed_at")
@@ -70,16 +74,18 @@ def estimate_duration(*, organization_id: int, executor: str, title: str, step_k
 
 
 def refresh_waiting_estimates(task: Task) -> int:
-    """After ``task`` completed, re-estimate the waiting tasks most like it; return how many changed."""
+    """After ``task`` completed, re-estimate the waiting tasks of the same step; return how many changed.
+
+    Tasks without a step keep the estimate they got at creation (re-ranking
+    titles on every completion would cost more than it tells).
+    """
+    if not task.step_key:
+        return 0
     waiting = Task.objects.dangerously_unscoped().filter(
         organization_id=task.organization_id,
+        step_key=task.step_key,
         status__in=[TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.BLOCKED, TaskStatus.PAUSED],
-        executor=task.executor,
     )
-    if task.step_key:
-        waiting = waiting.filter(step_key=task.step_key)
-    else:
-        waiting = waiting.filter(step_key="", title__iexact=task.title)
     if not waiting.exists():
         return 0
     estimate = estimate_duration(

@@ -6,16 +6,14 @@ the record move again whatever happened to the hints:
 1. **Expired leases.** A task in progress whose worker stopped renewing its
    lease (killed, frozen, cut off) is taken back: the attempt is marked lost
    and the task queued again (or failed when its retries are used up).
-2. **Aging.** Queued tasks gain a priority point per aging interval waited,
-   so low-priority work is not starved.
-3. **Dispatch.** Queued tasks that need a message (a retry whose backoff is
+2. **Dispatch.** Queued tasks that need a message (a retry whose backoff is
    over, a message spent while the organization was at its limit or its
    circuit open) are published, up to the organization's free slots. When
    the broker queue is empty, queued tasks whose message is older than the
    redispatch interval are published again (the message was lost: a Redis
    restart without persistence, a purge).
-4. **Parents** waiting for subtasks that have all finished are settled.
-5. **Effects** still pending in the outbox are handed to a deliverer again.
+3. **Parents** waiting for subtasks that have all finished are settled.
+4. **Effects** still pending in the outbox are handed to a deliverer again.
 
 Bound: an accepted task is claimed within ``redispatch + reconcile
 interval`` of being queued while a worker is up; an attempt that loses its
@@ -32,7 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from celery import Celery
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -49,7 +47,6 @@ BATCH = 200
 @dataclass
 class ReconcileReport:
     leases_expired: int = 0
-    aged: int = 0
     published: int = 0
     parents_settled: int = 0
     effect_deliveries: int = 0
@@ -94,22 +91,6 @@ def expire_leases(now: datetime) -> int:
             return count
 
 
-def age_priorities(now: datetime) -> int:
-    """Raise the effective priority of queued tasks by one point per aging interval waited."""
-    aging = max(conf.aging_seconds(), 1.0)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE automation_task
-            SET effective_priority = priority + floor(extract(epoch FROM (%(now)s - queued_at)) / %(aging)s)::int
-            WHERE status = 'queued' AND queued_at < %(cutoff)s
-              AND effective_priority <> priority + floor(extract(epoch FROM (%(now)s - queued_at)) / %(aging)s)::int
-            """,
-            {"now": now, "aging": aging, "cutoff": now - timedelta(seconds=aging)},
-        )
-        return cursor.rowcount
-
-
 def publish_waiting(now: datetime, *, broker_idle: bool) -> int:
     """Publish messages for queued tasks that lack one, within each organization's free slots."""
     eligible = Q(status=S.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -132,7 +113,7 @@ def publish_waiting(now: datetime, *, broker_idle: bool) -> int:
                 .select_for_update(skip_locked=True)
                 .filter(eligible & needs, organization_id=organization_id)
                 .exclude(breaker_key__in=excluded)
-                .order_by("-effective_priority", "queued_at", "pk")[:free]
+                .order_by("-dispatch_rank", "pk")[:free]
             )
             for task in tasks:
                 Task.objects.dangerously_unscoped().filter(pk=task.pk).update(dispatched_at=now)
@@ -174,7 +155,6 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
     now = now or timezone.now()
     report = ReconcileReport()
     report.leases_expired = expire_leases(now)
-    report.aged = age_priorities(now)
     backlog = broker_backlog()
     report.published = publish_waiting(now, broker_idle=backlog == 0)
     report.parents_settled = settle_parents()

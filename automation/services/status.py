@@ -8,12 +8,14 @@ from the same table, so a write that bypasses this module is refused too.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
 from accounts.models import User
+from automation import conf
 from automation.models import BlockedKind, Task, TaskStatus
 from automation.services.events import event_append
 
@@ -46,6 +48,24 @@ _TIMESTAMP = {
     S.COMPLETED: "completed_at",
     S.CANCELLED: "cancelled_at",
 }
+
+
+def dispatch_rank(priority: int, queued_at: datetime) -> float:
+    """The dispatch order key of a task queued at ``queued_at``: higher starts first.
+
+    Ordering by ``priority + seconds waited / aging`` is, at any instant, the
+    same as ordering by ``priority · aging − queued_at`` (the instant cancels
+    out), so aging needs no periodic rewrite of queued rows.
+    """
+    return priority * conf.aging_seconds() - queued_at.timestamp()
+
+
+def effective_priority(task: Task, now: datetime | None = None) -> float:
+    """A queued task's priority plus one point per aging interval it has waited."""
+    if task.status != S.QUEUED or task.queued_at is None:
+        return float(task.priority)
+    waited = ((now or timezone.now()) - task.queued_at).total_seconds()
+    return task.priority + int(max(waited, 0) // conf.aging_seconds())
 
 
 def is_legal(source: str, target: str) -> bool:
@@ -96,7 +116,7 @@ def task_transition(
     if stamp and not (to == S.IN_PROGRESS and task.started_at is not None):
         changed[stamp] = now
     if to == S.QUEUED:
-        changed.update(queued_at=now, effective_priority=task.priority)
+        changed.update(queued_at=now, dispatch_rank=dispatch_rank(task.priority, now))
     if source == S.IN_PROGRESS:
         changed.update(lease_token=None, lease_owner="", lease_expires_at=None)
     if source == S.BLOCKED or to in (S.PENDING, S.QUEUED):

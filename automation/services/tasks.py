@@ -37,7 +37,7 @@ from automation.models import (
 from automation.services import graph
 from automation.services.estimates import estimate_duration
 from automation.services.events import event_append
-from automation.services.status import ACTIVE, FINAL, check_transition, task_transition
+from automation.services.status import ACTIVE, FINAL, check_transition, dispatch_rank, task_transition
 
 S = TaskStatus
 MAX_RETRIES_LIMIT = 20
@@ -207,7 +207,6 @@ def task_create(
             parameters=parameters,
             breaker_key=breaker_key,
             priority=priority,
-            effective_priority=priority,
             due_at=due_at,
             parent=parent,
             step_key=step_key,
@@ -276,10 +275,8 @@ def task_update(*, task: Task, actor: User | None, actor_label: str = "", **chan
             fields["description"] = changes["description"] or ""
         if "priority" in changes:
             fields["priority"] = _check_priority(changes["priority"])
-            if task.status == S.QUEUED:
-                fields["effective_priority"] = max(task.effective_priority - task.priority, 0) + fields["priority"]
-            else:
-                fields["effective_priority"] = fields["priority"]
+            if task.status == S.QUEUED and task.queued_at is not None:
+                fields["dispatch_rank"] = dispatch_rank(fields["priority"], task.queued_at)
         if "due_at" in changes:
             fields["due_at"] = changes["due_at"]
         if "assignee" in changes:
@@ -310,7 +307,7 @@ def task_update(*, task: Task, actor: User | None, actor_label: str = "", **chan
         for name, value in fields.items():
             setattr(task, name, value)
         task.save(update_fields=[*fields, "updated_at"])
-        changed = sorted(k for k in fields if k not in ("last_modified_by", "effective_priority", "breaker_key"))
+        changed = sorted(k for k in fields if k not in ("last_modified_by", "dispatch_rank", "breaker_key"))
         event_append(task=task, type="updated", actor=actor, actor_label=actor_label,
                      payload={"fields": changed})
         if _actor(actor) is not None:

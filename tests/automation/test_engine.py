@@ -29,6 +29,7 @@ from automation.models import (
 from automation.services import dispatch, outbox, reconciler, runner
 from automation.services import tasks as services
 from automation.services.estimates import estimate_duration
+from automation.services.status import dispatch_rank, effective_priority
 from tests.automation.factories import make_task
 
 S = TaskStatus
@@ -218,9 +219,10 @@ def test_priority_orders_work_and_aging_lets_old_low_priority_work_through(tenan
                   result=ExecutionResult.completed())
 
     newer = make_task(org, title="Another refund", priority=100)
-    Task.objects.for_org(org).filter(pk=low.pk).update(queued_at=timezone.now() - timedelta(seconds=1000))
-    assert reconciler.age_priorities(timezone.now()) >= 1
-    assert _fresh(low).effective_priority == 10 + 100
+    long_ago = timezone.now() - timedelta(seconds=1000)
+    Task.objects.for_org(org).filter(pk=low.pk).update(queued_at=long_ago, dispatch_rank=dispatch_rank(10, long_ago))
+    assert effective_priority(_fresh(low)) == 10 + 100
+    assert effective_priority(_fresh(newer)) == 100
     claim = dispatch.claim(organization_id=org.pk, hint_task_id=newer.pk, worker="w")
     assert claim.task.pk == low.pk
 
