@@ -27,6 +27,8 @@ def _inbox(request: HttpRequest, access: OrgAccess, *, error_for: int | None = N
         "decided": portal.approvals_decided(organization=access.organization),
         "error_for": error_for,
         "error": error,
+        # An error about a request no longer pending (decided in another tab) is shown above the lists.
+        "error_on_top": bool(error) and all(row.approval.pk != error_for for row in rows),
     }
     return render_org(request, access, "automation/approvals.html", context, status=status)
 
