@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import openai
 from django.db import DatabaseError
 
 from agents.llm import budgets, conf, costs, ratelimit, routing, structured
@@ -52,6 +51,7 @@ QualityCheck = Callable[[LLMResult], "str | None"]
 
 def _call_errors() -> tuple[type[BaseException], ...]:
     """What a failed model call raises (LiteLLM maps provider errors onto OpenAI's classes)."""
+    import openai  # imported late: it takes seconds, like LiteLLM which needs it anyway
     from litellm.types.router import RouterRateLimitError
 
     return (openai.OpenAIError, httpx.HTTPError, TimeoutError, ConnectionError, RouterRateLimitError)
@@ -429,6 +429,8 @@ def _attempt(deployment: DeploymentSpec, kind: str, error: str, started: float) 
 
 
 def _is_timeout(exc: BaseException) -> bool:
+    import openai
+
     return isinstance(exc, (openai.APITimeoutError, TimeoutError, httpx.TimeoutException))
 
 
