@@ -392,7 +392,8 @@ def test_estimates_of_waiting_tasks_follow_new_history(tenant_a, engine):
 
 
 def test_setup_periodic_tasks_declares_the_system_jobs_once(db):
-    """The command writes each system job into django-celery-beat, is idempotent, and removes stale ones."""
+    """The command writes every declared system job (the engine's and other apps') into django-celery-beat,
+    is idempotent, and removes stale ones."""
     every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.create(name="system:retired.job", task="retired.job", interval=every)
     call_command("setup_periodic_tasks")
@@ -403,3 +404,7 @@ def test_setup_periodic_tasks_declares_the_system_jobs_once(db):
     assert job.enabled
     assert PeriodicTask.objects.filter(name="system:automation.reconcile").count() == 1
     assert not PeriodicTask.objects.filter(name="system:retired.job").exists()
+    from automation.system_jobs import system_jobs
+
+    declared = {job.periodic_task_name for job in system_jobs()}
+    assert declared <= set(PeriodicTask.objects.values_list("name", flat=True))  # jobs other apps declare too

@@ -16,6 +16,9 @@ class Command(BaseCommand):
     help = "Create or update the system's periodic jobs in django-celery-beat and remove stale ones."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from config.celery import app
+
+        app.loader.import_default_modules()  # every app's tasks module: some declare system jobs on import
         jobs = system_jobs()
         with transaction.atomic():
             for job in jobs:
