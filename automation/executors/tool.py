@@ -9,7 +9,8 @@ The tool acts for the task's creator (or its assigned user): the pipeline
 checks that person's role, budget and approval policy. Each call carries an
 idempotency key that does not change between attempts
 (``task:<id>:tool:<name>``), so the pipeline replays a finished call instead
-of repeating its side effect. A call that needs approval parks the task; the
+of repeating its side effect (a replayed failure fails the step for good:
+asking again would only replay it). A call that needs approval parks the task; the
 decision on that approval resumes it (approved: the executor runs again and
 the pipeline finds the approval by the same key) or fails it. The breaker key
 is ``tool:<name>``, so one failing integration opens its own circuit.
@@ -137,6 +138,11 @@ class ToolsAppBackend:
             return ToolAnswer("succeeded", output=result.result)
         if result.outcome == Outcome.NEEDS_APPROVAL:
             return ToolAnswer("needs_approval", reason=result.reason)
+        if result.outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and result.replayed:
+            # The call with this step's key already ended so; asking again replays the same answer forever.
+            return ToolAnswer("failed", retryable=False, reason=(
+                f"{result.reason or result.outcome} (call #{result.tool_call.pk if result.tool_call else '?'} "
+                "of an earlier attempt; it is not repeated)"))
         if result.outcome in (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.RUNNING):
             return ToolAnswer("failed", reason=result.reason or str(result.outcome), retryable=True)
         return ToolAnswer("refused", reason=f"{result.code}: {result.reason}",
