@@ -191,6 +191,11 @@ SPECTACULAR_SETTINGS = {
         "AgentRoleEnum": "agents.models.llm.AgentRole",
         "LLMCallOutcomeEnum": "agents.models.llm.CallOutcome",
         "LLMLocalityEnum": "agents.models.llm.Locality",
+        "InboundStatusEnum": "automation.email_in.models.InboundStatus",
+        "InboundChannelEnum": "automation.email_in.models.InboundChannel",
+        "QuarantineReasonEnum": "automation.email_in.models.QuarantineReason",
+        "NotificationKindEnum": "automation.notifications.models.NotificationKind",
+        "NotificationEmailModeEnum": "automation.notifications.models.EmailMode",
     },
 }
 
