@@ -9,3 +9,12 @@ class AgentsConfig(AppConfig):
         from agents.llm.budgets import APPROVAL_KIND, on_budget_approval_decided
 
         register_approval_handler(APPROVAL_KIND, on_budget_approval_decided)
+
+        # The AI workforce: the automation engine's "ai" executor, its wake-ups, its Celery tasks and system job.
+        from agents import tasks  # noqa: F401 - registers the Celery tasks and the system job
+        from agents.loop import wiring
+        from agents.loop.executor import EXECUTOR
+        from automation.executors import register_executor
+
+        register_executor("ai", EXECUTOR, replace=True)
+        wiring.register()

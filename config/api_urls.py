@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("automation.email_in.urls")),
     path("", include("tools.api.urls")),
     path("", include("agents.api.llm_urls")),
+    path("", include("agents.api.chat_urls")),
 ]

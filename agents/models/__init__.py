@@ -1,3 +1,4 @@
+from agents.models.conversations import Message, MessageRole, Thread
 from agents.models.llm import (
     AgentRole,
     BudgetWindow,
@@ -8,14 +9,24 @@ from agents.models.llm import (
     Locality,
     OrganizationLLMSettings,
 )
+from agents.models.work import AgentWork, Plan, PlanStatus, Strategy, Waiting, WorkKind
 
 __all__ = [
     "AgentRole",
+    "AgentWork",
     "BudgetWindow",
     "CallOutcome",
     "LLMBudgetExtension",
     "LLMBudgetWarning",
     "LLMCall",
     "Locality",
+    "Message",
+    "MessageRole",
     "OrganizationLLMSettings",
+    "Plan",
+    "PlanStatus",
+    "Strategy",
+    "Thread",
+    "Waiting",
+    "WorkKind",
 ]

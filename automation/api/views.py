@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from accounts.models import Membership, User
 from accounts.roles import Scope
 from automation import selectors
 from automation.api import serializers as s
+from automation.executors import get_executor
 from automation.models import AssigneeKind, Task
 from automation.services import tasks as task_services
 from automation.services.tasks import Assignee
@@ -25,6 +26,20 @@ from automation.services.tasks import Assignee
 ORG_SLUG = OpenApiParameter("org_slug", str, OpenApiParameter.PATH, description="The organization's slug.")
 TASK_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The task's id.")
 TAGS = ["tasks"]
+
+
+class TaskExecutionSerializer(s.TaskSerializer):
+    """A task as ``execute`` leaves it, with how it is run."""
+
+    execution = serializers.JSONField(
+        read_only=True,
+        help_text='{"strategy": "immediate" | "decompose" | "blocked", "status", …}: done now with its "result", '
+                  'run as "subtasks" (each with its execution type), or blocked with what it "needs".',
+    )
+
+    class Meta(s.TaskSerializer.Meta):
+        fields = [*s.TaskSerializer.Meta.fields, "execution"]
+        read_only_fields = fields
 
 
 @extend_schema_view(
@@ -118,11 +133,23 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
 
     # --- actions ----------------------------------------------------------------------
 
-    @extend_schema(tags=TAGS, parameters=[ORG_SLUG, TASK_ID], request=None, responses=s.TaskSerializer,
-                   summary="Run the task's executor (now, or when its dependencies complete)")
+    @extend_schema(tags=TAGS, parameters=[ORG_SLUG, TASK_ID], request=None, responses=TaskExecutionSerializer,
+                   summary="Run the task's executor (now, or when its dependencies complete), with its strategy")
     @action(detail=True, methods=["post"])
     def execute(self, request: Request, org_slug: str, pk: str) -> Response:
-        return self._out(task_services.task_execute(task=self._task(), actor=request.user))
+        task = self._task()
+        # An executor may decide how to run the task itself (the AI workforce plans it first); it answers with
+        # the strategy: immediate (done now, with the result), decompose (subtasks) or blocked (what it needs).
+        decide = getattr(get_executor(task.executor), "execute_strategy", None)
+        if callable(decide):
+            execution = decide(task=task, actor=request.user)
+        else:
+            task = task_services.task_execute(task=task, actor=request.user)
+            execution = {"strategy": "decompose" if task.executor == "subflow" else "immediate",
+                         "status": task.status}
+        response = self._out(task)
+        response.data = {**response.data, "execution": execution}
+        return response
 
     @extend_schema(tags=TAGS, parameters=[ORG_SLUG, TASK_ID], request=s.ReasonSerializer,
                    responses=s.TaskSerializer, summary="Cancel the task and its unfinished subtasks")
