@@ -324,6 +324,8 @@ class ExpiryReviewSerializer(serializers.ModelSerializer[ExpiryReview]):
 
 class ExpiryDecisionSerializer(serializers.Serializer[None]):
     approve = serializers.BooleanField(help_text="true: delete the proposed facts still unused; false: keep them.")
+    summarize = serializers.BooleanField(default=False,
+                                         help_text="With approve: keep one summary fact per subject and category.")
 
 
 class ExpiryDecisionResultSerializer(serializers.Serializer[None]):

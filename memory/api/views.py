@@ -298,7 +298,8 @@ class ExpiryReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
         incoming = s.ExpiryDecisionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         deleted = expiry.expiry_review_decide(organization=self.organization, review=review, actor=request.user,
-                                              approve=incoming.validated_data["approve"])
+                                              approve=incoming.validated_data["approve"],
+                                              summarize=incoming.validated_data["summarize"])
         review.refresh_from_db()
         return Response(s.ExpiryDecisionResultSerializer({"review": review, "deleted": deleted}).data)
 

@@ -53,9 +53,12 @@ def expiry_sweep(*, organization: Organization, now: datetime | None = None) -> 
 
 
 def expiry_review_decide(
-    *, organization: Organization, review: ExpiryReview, approve: bool, actor: User | None
+    *, organization: Organization, review: ExpiryReview, approve: bool, actor: User | None, summarize: bool = False
 ) -> int:
-    """Approve (delete the proposed facts not used since) or dismiss (keep them). Returns how many were deleted."""
+    """Approve (delete the proposed facts not used since) or dismiss (keep them). Returns how many were deleted.
+
+    ``summarize``: before deleting, keep one extractive summary fact per subject and category of the deleted facts.
+    """
     if review.organization_id != organization.pk:
         raise NotFound("no such review")
     with transaction.atomic():
@@ -67,6 +70,8 @@ def expiry_review_decide(
         if approve:
             stale = proposed.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=locked.created_at))
             deleted = stale.count()
+            if summarize:
+                summarize_facts(organization=organization, facts=list(stale.select_related("subject")), actor=actor)
             Fact.objects.for_org(organization).filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
             proposed.update(expiry_review=None)
         else:
@@ -78,3 +83,37 @@ def expiry_review_decide(
         audit_record(organization=organization, actor=actor, action="memory.expiry.decide", target=locked,
                      target_label=str(locked), after={"approved": approve, "deleted": deleted})
     return deleted
+
+
+SUMMARY_PREFIX = "Summary of older facts"
+
+
+def summarize_facts(*, organization: Organization, facts: list[Fact], actor: User | None) -> list[Fact]:
+    """One extractive summary fact per subject and category: the facts' sentences, most confident first."""
+    from memory import conf
+    from memory.services.facts import FactInput, fact_remember
+
+    groups: dict[tuple[int | None, str], list[Fact]] = {}
+    for fact in facts:
+        if fact.status == FactStatus.ACTIVE:
+            groups.setdefault((fact.subject_id, fact.category), []).append(fact)
+    summaries = []
+    for (_subject_id, category), members in groups.items():
+        members.sort(key=lambda f: (-f.confidence, f.created_at))
+        about = f" about {members[0].subject.name}" if members[0].subject_id else ""
+        text = f"{SUMMARY_PREFIX}{about} ({len(members)}): "
+        sentences = []
+        for fact in members:
+            sentence = fact.text.strip().rstrip(".")
+            if len(text) + len("; ".join([*sentences, sentence])) + 1 > conf.MAX_TEXT_CHARS:
+                break
+            sentences.append(sentence)
+        result = fact_remember(
+            organization=organization,
+            candidate=FactInput(text=text + "; ".join(sentences) + ".", category=category,
+                                subject=members[0].subject, confidence=min(f.confidence for f in members),
+                                source_type="system"),
+            actor=actor,
+        )
+        summaries.append(result.fact)
+    return summaries

@@ -322,6 +322,32 @@ def test_expiry_asks_before_deleting_and_keeps_facts_in_use(org_a):
     assert set(Fact.objects.for_org(org_a).values_list("pk", flat=True)) == {used.pk, fresh.pk}
 
 
+def test_expiry_approval_can_keep_a_summary(org_a):
+    """Approving with summarize deletes the old facts and keeps one extractive summary per subject and category."""
+    ann = entity_upsert(organization=org_a, kind="person", name="Ann")[0]
+    for text in ("Ann likes green tea", "Ann plays chess", "Ann ran the 2019 offsite"):
+        remember(org_a, text, subject=ann, category="team")
+    Fact.objects.for_org(org_a).update(updated_at=timezone.now() - timedelta(days=365))
+    review = expiry_sweep(organization=org_a)
+    assert expiry_review_decide(organization=org_a, review=review, approve=True, actor=None, summarize=True) == 3
+    (summary,) = Fact.objects.for_org(org_a).all()
+    assert summary.text.startswith("Summary of older facts about Ann (3): ")
+    assert "Ann plays chess" in summary.text
+    assert summary.subject == ann
+
+
+def test_expiry_task_sweeps_every_organization(org_a, org_b):
+    """The periodic task opens a review in each organization that has stale facts, and only there."""
+    from memory.tasks import expiry_sweep_all
+
+    old = remember(org_a, "Stale", category="other").fact
+    remember(org_b, "Fresh", category="other")
+    Fact.objects.for_org(org_a).filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=365))
+    assert expiry_sweep_all() == 1
+    assert ExpiryReview.objects.for_org(org_a).filter(status="pending").count() == 1
+    assert not ExpiryReview.objects.for_org(org_b).exists()
+
+
 def test_expiry_dismiss_keeps_and_zero_days_disables(org_a):
     """Dismissing keeps the facts; an expiry of 0 days never proposes anything."""
     fact = remember(org_a, "Keep me", category="other").fact
