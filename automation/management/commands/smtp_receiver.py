@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -20,8 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=getattr(settings, "INBOUND_SMTP_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(getattr(settings, "INBOUND_SMTP_PORT", 2525)))
         parser.add_argument("--workers", type=int, default=4, help="Threads that process received mail.")
+        parser.add_argument("--verbose-smtp", action="store_true", help="Log every SMTP command (aiosmtpd).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["verbose_smtp"]:
+            logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs each command at INFO
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
