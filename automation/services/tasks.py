@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.errors import InvalidInput
 from accounts.models import Membership, Organization, User
@@ -34,7 +35,7 @@ from automation.models import (
     TaskSource,
     TaskStatus,
 )
-from automation.services import graph
+from automation.services import dispatch, graph
 from automation.services.estimates import estimate_duration
 from automation.services.events import event_append
 from automation.services.status import ACTIVE, FINAL, check_transition, dispatch_rank, task_transition
@@ -417,9 +418,7 @@ def task_resume(*, task: Task, actor: User | None, reason: str = "", actor_label
                             reason=reason or "resumed")
             graph.evaluate(task, actor=actor, actor_label=actor_label)
         elif task.status == S.BLOCKED and task.blocked_kind == BlockedKind.PARKED:
-            from automation.services.dispatch import enqueue
-
-            enqueue(task, actor=actor, actor_label=actor_label, reason=reason or "resumed")
+            dispatch.enqueue(task, actor=actor, actor_label=actor_label, reason=reason or "resumed")
         else:
             raise InvalidInput(f"task {task.label} is {task.status}"
                                + (f" ({task.blocked_kind})" if task.blocked_kind else "")
@@ -459,8 +458,6 @@ def task_complete(
             unfinished = graph.unfinished_dependencies(task)
             if unfinished:
                 raise InvalidInput(f"task {task.label} waits for: {'; '.join(unfinished)}", field="status")
-        from django.utils import timezone
-
         now = timezone.now()
         began = task.started_at or task.created_at
         task_transition(task=task, to=S.COMPLETED, actor=actor, actor_label=actor_label, reason=reason,
