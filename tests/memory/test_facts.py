@@ -161,3 +161,50 @@ def test_memory_off_and_disallowed_categories(org_a):
     with pytest.raises(MemoryDisabled):
         remember(org_a, text="We are based in Lyon", category="company")
     assert not Fact.objects.for_org(org_a).exists()
+
+
+def test_confirmed_change_supersedes_at_once(org_a):
+    """A change stated outright (confirmed) closes the old value now instead of asking."""
+    sarah = person(org_a, "Sarah Chen", email="sarah@acme.example")
+    result = fact_remember(organization=org_a, confirmed=True, candidate=FactInput(
+        text="Sarah Chen's email is schen@acme.example", subject=sarah, predicate="email",
+        value="schen@acme.example", category="team"))
+    assert result.outcome == "superseded"
+    old = result.superseded[0]
+    old.refresh_from_db()
+    assert old.status == FactStatus.SUPERSEDED
+    assert old.valid_to == result.fact.valid_from
+    sarah.refresh_from_db()
+    assert sarah.attributes["email"] == "schen@acme.example"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_writes_make_one_fact(tenant_a):
+    """Two writers saying the same thing at the same moment leave one fact said twice (advisory lock)."""
+    import threading
+
+    from django.db import connection
+
+    org = tenant_a.organization
+    sarah = person(org, "Sarah Chen")
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def write():
+        try:
+            barrier.wait()
+            remember(org, text="Sarah Chen speaks Japanese", subject=sarah, predicate="speaks", value="Japanese")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    facts = list(Fact.objects.for_org(org).filter(predicate="speaks"))
+    assert len(facts) == 1
+    assert facts[0].mentions == 2
