@@ -7,7 +7,7 @@ AGENTS_MAX_REVISIONS               3        Supervisor revisions of one step bef
 AGENTS_MAX_TOOL_ITERATIONS         6        model turns with tool calls in one revision of a step
 AGENTS_MAX_REPLANS                 2        times the Manager re-plans a request whose steps stalled
 AGENTS_MAX_PLAN_STEPS              20       steps in one plan
-AGENTS_CHAT_EXECUTION_TYPE         semi_automated  how chat requests run (semi-automated: plan approval first)
+AGENTS_CHAT_APPROVE_PLANS          True     chat requests show their plan for approval before anything runs
 AGENTS_MEMORY_CONTEXT_TOKENS       600      business memory put before a model (the context builder's budget)
 AGENTS_EXTRACT_FACTS               True     learn facts from each user message in the background
 AGENTS_STALLED_SWEEP_SECONDS       15       how often parked requests whose steps all ended are resumed
@@ -41,8 +41,8 @@ def max_plan_steps() -> int:
     return max(1, int(_get("AGENTS_MAX_PLAN_STEPS", 20)))
 
 
-def chat_execution_type() -> str:
-    return str(_get("AGENTS_CHAT_EXECUTION_TYPE", "semi_automated"))
+def chat_approve_plans() -> bool:
+    return bool(_get("AGENTS_CHAT_APPROVE_PLANS", True))
 
 
 def memory_context_tokens() -> int:

@@ -2,9 +2,13 @@
 
 Parameters of a request task: ``{"request": "<what the person asked>"}``
 (optional: the title and description are used otherwise), ``"thread"`` (the
-conversation to report to) and ``"scenario"`` (the scripted model's scenario,
-set by the chat). A step task, created by the Manager, has ``{"mode":
-"step", "step": "<id>"}``; its state lives in :class:`agents.models.AgentWork`.
+conversation to report to), ``"scenario"`` (the scripted model's scenario,
+set by the chat) and ``"approve_plan"`` (default true: a semi-automated task
+shows its plan for approval before anything runs; false: "execute" runs it
+at once). A fully automated request is planned and run by the engine.
+
+A step task, created by the Manager, has ``{"mode": "step", "step": "<id>"}``;
+its state lives in :class:`agents.models.AgentWork`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class AIExecutor(BaseExecutor):
             raise InvalidInput("thread is an id", field="parameters.thread")
         if "scenario" in parameters and not isinstance(parameters["scenario"], str):
             raise InvalidInput("scenario is a name", field="parameters.scenario")
+        if "approve_plan" in parameters and not isinstance(parameters["approve_plan"], bool):
+            raise InvalidInput("approve_plan is true or false", field="parameters.approve_plan")
         return {**parameters, "mode": "request"}
 
     def breaker_key(self, name: str, parameters: dict[str, Any]) -> str:

@@ -196,7 +196,8 @@ def _record_plan(ctx: Context, plan: Plan, *, result: Any = None) -> None:
 
 
 def needs_plan_approval(task: Task) -> bool:
-    return task.execution_type == ExecutionType.SEMI_AUTOMATED
+    """Semi-automated work shows its plan for approval first (unless created with ``approve_plan: false``)."""
+    return task.execution_type == ExecutionType.SEMI_AUTOMATED and (task.parameters or {}).get("approve_plan", True)
 
 
 def request_plan_approval(ctx: Context, plan: Plan) -> ApprovalRequest:
@@ -488,14 +489,20 @@ def ai_task_execute(*, task: Task, actor: User | None) -> dict[str, Any]:
     plan = current_plan(work)
     if plan is None or plan.status in (PlanStatus.INVALID, PlanStatus.BLOCKED, PlanStatus.REJECTED,
                                        PlanStatus.SUPERSEDED):
-        plan = manager_plan(ctx)
+        try:
+            plan = manager_plan(ctx)
+        except ServiceError as exc:
+            failure = ctx.model_failure(exc, role=MessageRole.MANAGER, doing="planning")
+            return {"strategy": None, **_hand_over(task, actor, failure)}
     answer: dict[str, Any] = {"strategy": plan.strategy, "plan": plan_json(plan)}
-    if plan.status in (PlanStatus.INVALID, PlanStatus.BLOCKED):
-        needs = plan.needs or [p["message"] for p in plan.problems]
-        reason = ("The plan could not be used: " if plan.status == PlanStatus.INVALID else "It needs: ") \
-            + "; ".join(needs)
-        task_block(task=task, actor=actor, actor_label="agent:manager", reason=reason[:2000])
-        return {**answer, "strategy": Strategy.BLOCKED, "needs": needs, "status": "blocked"}
+    if plan.status == PlanStatus.INVALID:
+        problems = [p["message"] for p in plan.problems]
+        _fail_now(task, actor, "The plan could not be used: " + "; ".join(problems))
+        return {**answer, "strategy": Strategy.BLOCKED, "needs": ["a usable plan", *problems], "status": "failed"}
+    if plan.status == PlanStatus.BLOCKED:
+        task_block(task=task, actor=actor, actor_label="agent:manager",
+                   reason=("It needs: " + "; ".join(plan.needs))[:2000])
+        return {**answer, "strategy": Strategy.BLOCKED, "needs": plan.needs, "status": "blocked"}
     if needs_plan_approval(task) and plan.status != PlanStatus.APPROVED:
         approval = request_plan_approval(ctx, plan) if plan.status == PlanStatus.PROPOSED else \
             approval_of(ctx.organization, plan.approval_id)
@@ -512,14 +519,31 @@ def ai_task_execute(*, task: Task, actor: User | None) -> dict[str, Any]:
                        payload={"steps": [ctx.work.step_id]})
             _finish_now(task, result)
             return {**answer, "status": "completed", "result": result}
-        task_execute(task=task, actor=actor, actor_label="agent:manager")
-        return {**answer, "status": "waiting" if outcome.status == "parked" else "retrying",
-                "reason": outcome.reason}
+        return {**answer, **_hand_over(task, actor, outcome)}
     works = start_steps(ctx, plan)
     task_execute(task=task, actor=actor, actor_label="agent:manager")
     return {**answer, "status": "running", "subtasks": [
         {"id": w.task_id, "step": w.step_id, "title": w.task.title, "execution_type": w.task.execution_type,
          "depends_on": w.step.get("depends_on", [])} for w in works]}
+
+
+def _fail_now(task: Task, actor: User | None, reason: str) -> None:
+    """End a pending request that cannot go on, naming why (blocked, then failed: the machine's only way)."""
+    from automation.services.tasks import task_block, task_fail
+
+    task_block(task=task, actor=actor, actor_label="agent:manager", reason=reason[:2000])
+    task_fail(task=task, actor=None, actor_label="agent:manager", reason=reason[:2000])
+
+
+def _hand_over(task: Task, actor: User | None, outcome: Outcome) -> dict[str, Any]:
+    """What could not be finished at once: the engine goes on (a wait, a retry), or the request ends."""
+    from automation.services.tasks import task_execute
+
+    if outcome.status == "parked" or outcome.retryable:
+        task_execute(task=task, actor=actor, actor_label="agent:manager")
+        return {"status": "waiting" if outcome.status == "parked" else "retrying", "reason": outcome.reason}
+    _fail_now(task, actor, outcome.reason)
+    return {"status": "failed", "reason": outcome.reason}
 
 
 # --- a person edits the plan ---------------------------------------------------------------

@@ -237,7 +237,7 @@ def _title(text: str) -> str:
 
 def _complex_task(message: Message, intent: Intent, *, membership: Membership) -> None:
     from agents.loop.manager import ai_task_execute
-    from automation.models import TaskSource
+    from automation.models import ExecutionType, TaskSource
     from automation.services.tasks import task_create
 
     if not membership.has_scope(Scope.TASKS_WRITE):
@@ -248,9 +248,9 @@ def _complex_task(message: Message, intent: Intent, *, membership: Membership) -
     with transaction.atomic():
         task = task_create(
             organization=organization, actor=message.author, title=_title(message.content),
-            description=message.content, source=TaskSource.CHAT, execution_type=conf.chat_execution_type(),
+            description=message.content, source=TaskSource.CHAT, execution_type=ExecutionType.SEMI_AUTOMATED,
             executor="ai", parameters={"request": message.content, "thread": message.thread_id,
-                                       "scenario": intent.scenario},
+                                       "scenario": intent.scenario, "approve_plan": conf.chat_approve_plans()},
             ai_confidence=max(0.0, min(1.0, intent.confidence)), ai_context={"intent": intent.as_dict(),
                                                                            "message": message.pk},
         )
