@@ -18,3 +18,8 @@ class AgentsConfig(AppConfig):
 
         register_executor("ai", EXECUTOR, replace=True)
         wiring.register()
+
+        # The chat's live stream: thread messages and the events of the tasks a thread started, to its sockets.
+        from agents import chat_stream
+
+        chat_stream.register()

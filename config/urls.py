@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     # The dashboard (agents.urls) answers /orgs/<slug>/ before the account pages' plain overview.
     path("", include("agents.urls")),
+    path("", include("agents.chat_urls_pages")),
     path("", include("automation.urls")),
     path("", include("accounts.urls")),
     path("", include("memory.urls")),
