@@ -149,9 +149,6 @@ class _Results:
 
         if key in self._cache:
             return self._cache[key]
-        if self.task.parent_id is None:
-            raise InvalidInput(f"this task refers to step {key!r}, but it is not a step of a workflow",
-                               field="parameters", code="step_output_missing")
         step_key = self._mapping().get(key)
         if step_key is None:
             raise InvalidInput(f"step {key!r} is not a step of this workflow", field="parameters",
@@ -178,10 +175,11 @@ def resolve_step_outputs(task: Task, parameters: dict[str, Any]) -> dict[str, An
     Raises InvalidInput (a permanent failure of the attempt) naming a step
     that has not completed or a path its result lacks. Parameters without a
     reference are returned unchanged, without a query. A subflow's parameters
-    are its steps, whose references are its subtasks' to resolve: they are
-    left as they are.
+    are its steps, whose references are its subtasks' to resolve, and a task
+    that is no step of a parent has no steps to refer to: both are left as
+    they are.
     """
-    if task.executor in CONTAINERS or not has_step_references(parameters):
+    if task.parent_id is None or task.executor in CONTAINERS or not has_step_references(parameters):
         return parameters
     results = _Results(task)
 

@@ -147,3 +147,16 @@ def test_tool_arguments_still_templates_are_checked_when_filled_in():
                                                                         "cc": ["not an address"]}}}
     with pytest.raises(InvalidInput, match="cc"):
         validate_steps([wrong])
+
+
+def test_a_task_outside_a_workflow_keeps_such_text_as_it_is(tenant_a, engine, executor_registry):
+    """A task that is no workflow step has no steps to refer to: text that looks like a reference is left alone."""
+    from automation.services.tasks import task_create
+
+    capture = Capture()
+    executor_registry("capture", capture)
+    task = task_create(organization=tenant_a.organization, actor=tenant_a.member, title="Literal", source="api",
+                       executor="capture", parameters={"body": "Write {{ steps.x.y }} in the template"})
+    engine.drain()
+    assert capture.seen == [{"body": "Write {{ steps.x.y }} in the template"}]
+    assert fresh(task).status == "completed"
