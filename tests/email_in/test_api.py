@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
@@ -149,6 +149,7 @@ def _session_headers(user) -> list[tuple[bytes, bytes]]:
 def test_bell_is_pushed_live_to_its_user_only(tenants):
     """The bell socket gets the unread count at connect and each new notification; another member's socket does not."""
     a, b = tenants
+    channel_layers.backends.pop("default", None)  # a fresh layer: earlier tests' pools belong to other event loops
     async_to_sync(get_channel_layer().flush)()
     mine_headers, other_headers = _session_headers(a.member), _session_headers(a.manager)
 
