@@ -199,3 +199,37 @@ def test_every_portal_page_fits_a_phone(transactional_db, live_server, browser):
         page.set_viewport_size({"width": 375, "height": 740})
         _shot(page, f"phone-{index:02d}-{name}")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), url
+
+
+def test_schedule_form_previews_next_runs_and_shows_the_services_error(transactional_db, live_server, browser):
+    """The cron form previews the next runs without saving; a bad expression is shown on its field."""
+    from playwright.sync_api import expect
+
+    from automation.models import Schedule
+    from tests.conftest import make_tenant
+
+    tenant = make_tenant("acme", "Acme Corp")
+    base = live_server.url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    _log_in(page, base, tenant.member.email)
+    page.goto(f"{base}/orgs/acme/schedules/")
+    page.get_by_role("link", name="Cron schedule").click()
+    page.get_by_label("Name").fill("Weekday stand-up notes")
+    page.get_by_label("Cron expression").fill("30 9 * * 1-5")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_label("Task title").fill("Collect stand-up notes")
+    page.get_by_role("button", name="Preview next runs").click()
+    expect(page.locator(".next-runs li")).to_have_count(5)
+    _shot(page, "8-schedule-preview")
+    assert not Schedule.objects.for_org(tenant.organization).exists()
+    page.get_by_label("Cron expression").fill("30 25 * * *")
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.get_by_label("Cron expression")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("main form")).to_contain_text("is not a valid cron expression")
+    _shot(page, "9-schedule-error")
+    page.get_by_label("Cron expression").fill("30 9 * * 1-5")
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Weekday stand-up notes")
+    expect(page.locator(".next-runs li")).to_have_count(10)
+    _shot(page, "10-schedule-detail")
