@@ -321,7 +321,8 @@ def _marked(words_a: list[str], words_b: list[str]) -> tuple[SafeString, SafeStr
     """Two lines, escaped, with the changed words wrapped in <del>/<ins>."""
     left: list[str] = []
     right: list[str] = []
-    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(a=words_a, b=words_b, autojunk=False).get_opcodes():
+    for op, a1, a2, b1, b2 in _merged(difflib.SequenceMatcher(a=words_a, b=words_b, autojunk=False).get_opcodes(),
+                                      words_a):
         a_text = html.escape("".join(words_a[a1:a2]))
         b_text = html.escape("".join(words_b[b1:b2]))
         if op == "equal":
@@ -336,6 +337,22 @@ def _marked(words_a: list[str], words_b: list[str]) -> tuple[SafeString, SafeStr
 
 
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
+Opcode = tuple[str, int, int, int, int]
+
+
+def _merged(opcodes: list[Opcode], words_a: list[str]) -> list[Opcode]:
+    """Opcodes with a run of changed words kept whole: blanks between two changes count as changed."""
+    out: list[Opcode] = []
+    for index, (op, a1, a2, b1, b2) in enumerate(opcodes):
+        between = 0 < index < len(opcodes) - 1 and opcodes[index - 1][0] != "equal" \
+            and opcodes[index + 1][0] != "equal"
+        if op == "equal" and between and not "".join(words_a[a1:a2]).strip():
+            op = "replace"
+        if out and op != "equal" and out[-1][0] != "equal":
+            out[-1] = ("replace", out[-1][1], a2, out[-1][3], b2)
+        else:
+            out.append((op, a1, a2, b1, b2))
+    return out
 
 
 def side_by_side(before: str, after: str) -> list[DiffRow]:

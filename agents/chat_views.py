@@ -203,8 +203,8 @@ def chat_decide(request: HttpRequest, access: OrgAccess, thread_id: int, approva
     """Approve or reject from the card, through ``approval_decide`` (scope, expiry, four-eyes rules)."""
     from accounts.services.approvals import approval_decide
 
-    thread = _thread(access, request, thread_id)
-    approval = _approval_of_thread(access, thread, approval_id)
+    thread = _thread(access, request, int(thread_id))
+    approval = _approval_of_thread(access, thread, int(approval_id))
     approve = decision == "approve"
     form = (ReasonForm if approve else RequiredReasonForm)(request.POST)
     error, status = "", 200

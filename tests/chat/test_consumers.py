@@ -128,7 +128,8 @@ def test_replay_sends_what_follows_the_cursor_from_the_database_then_synced(tena
     assert [s for t, s in events if t == step.pk] == step_sequences  # a task the cursor does not name: all of it
     assert len(events) == len(set(events))
     step_event = next(i for i in items if i["type"] == "event" and i["task"] == step.pk)
-    assert step_event["root"] == root.pk and step_event["step"] == "draft_offer_letter"
+    assert step_event["root"] == root.pk
+    assert step_event["step"] == "draft_offer_letter"
     synced = items[-1]
     assert synced["cursor"]["t"][str(root.pk)] == root_sequences[-1]
     assert synced["cursor"]["t"][str(step.pk)] == step_sequences[-1]
@@ -205,9 +206,11 @@ def test_live_items_arrive_after_sync_each_once(tenant_a):
     got = async_to_sync(scenario)()
     assert {g["type"] for g in got} == {"event", "message"}
     event = next(g for g in got if g["type"] == "event")
-    assert event["event"] == "agent.plan" and event["payload"]["steps"][0]["id"] == "draft_offer_letter"
+    assert event["event"] == "agent.plan"
+    assert event["payload"]["steps"][0]["id"] == "draft_offer_letter"
     message = next(g for g in got if g["type"] == "message")
-    assert "role-manager" in message["html"] and "Plan v1" in message["html"]
+    assert "role-manager" in message["html"]
+    assert "Plan v1" in message["html"]
 
 
 def test_a_dropped_event_is_read_from_the_database_before_the_next(tenant_a, monkeypatch):
@@ -340,8 +343,9 @@ def test_an_event_naming_an_approval_brings_its_card(tenant_a):
 
     got = async_to_sync(scenario)()
     cards = [g for g in got if g["type"] == "approval"]
-    assert len(cards) == 1 and cards[0]["id"] == approval.pk
-    assert 'id="approval-%d"' % approval.pk in cards[0]["html"]
+    assert len(cards) == 1
+    assert cards[0]["id"] == approval.pk
+    assert f'id="approval-{approval.pk}"' in cards[0]["html"]
     assert "js-decide" not in cards[0]["html"]  # a member may not decide: no buttons, a note instead
     assert "Waiting for someone who may decide it" in cards[0]["html"]
     message = next(g for g in got if g["type"] == "message")
