@@ -157,13 +157,20 @@ _NOT_A_SECRET = frozenset(
     ]
 )
 
-_PASSWORD_WORDS = r"(?:pass(?:word|wd|phrase|code)s?|pwd|pw|pin(?:\s+code)?|passcode)"  # noqa: S105
+_PASSWORD_WORDS = r"(?:pass(?:word|wd|phrase|code)s?|pwd|pw|passcode)"  # noqa: S105
+# "for the office wifi", "of sarah@acme.example": never across a sentence end (". ").
+_FOR_WHAT = r"(?:\s+(?:for|of|to|on)\s+(?:[\w@'-]|\.(?=\S)| ){1,40}?)?"
 # "my password is X", "the wifi password for the office is X", "password was changed to X", "pwd: X".
 _PASSWORD_NATURAL = re.compile(
-    rf"\b{_PASSWORD_WORDS}\b(?:\s+(?:for|of|to|on)\s+[\w .@'-]{{1,40}}?)?"
+    rf"\b{_PASSWORD_WORDS}\b{_FOR_WHAT}"
     r"\s*(?:\b(?:(?:has\s+been|have\s+been|was|were|is|got)\s+(?:changed|set|reset|updated)\s+to"
     r"|(?:changed|set|reset|updated)\s+to|will\s+be|is|was|are|were)\b|[:=])"
     r"\s*[\"'`“”‘’]?(?P<secret>[^\s\"'`“”‘’,;]{3,})",
+    re.I,
+)
+# A PIN is digits: "the door PIN is 4821", "PIN: 0042" (a decorative "pin on your bag" is not one).
+_PIN = re.compile(
+    rf"\bpin(?:\s+(?:code|number))?\b{_FOR_WHAT}\s*(?:\b(?:is|was|are)\b|[:=])\s*[\"'`“”‘’]?(?P<secret>\d{{4,8}})\b",
     re.I,
 )
 _PASSWORD_AFTER = re.compile(
@@ -202,7 +209,7 @@ def _high_entropy(value: str) -> bool:
 
 def _find_passwords(text: str) -> list[Finding]:
     found: list[Finding] = []
-    for pattern in (_PASSWORD_NATURAL, _PASSWORD_AFTER):
+    for pattern in (_PASSWORD_NATURAL, _PASSWORD_AFTER, _PIN):
         for m in pattern.finditer(text):
             if _looks_like_a_secret(m.group("secret")):
                 found.append(Finding("password", m.start("secret"), m.end("secret")))

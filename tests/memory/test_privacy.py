@@ -41,6 +41,8 @@ SECRETS = [
     ("the admin passcode was changed to 7781zeta", "password"),
     ("Passwords are 'Winter2024' for both accounts", "password"),
     ("PIN is 4821", "password"),
+    ("the door pin code for the back office is 004821", "password"),
+    ("The password for sarah@acme.example is Winter2024", "password"),
     # credentials and provider keys
     ("API key is 9f8e7d6c5b4a39281706f5e4d3c2b1a0", "credential"),
     ("client_secret = 'x7Gh2kLp9QwErT5y'", "credential"),
@@ -93,6 +95,9 @@ NEAR_MISSES = [
     "GB82 WEST 1234 5698 7654 33 looks like an IBAN but fails the checksum",
     "Ticket PROJ-1234 blocks the release",
     "Version 4.11.1111 released",
+    "Love the spider pin on your bag. Is it new?",
+    "She wore a pin on her jacket: it was a gift",
+    "Pin the document to the channel",
 ]
 
 
