@@ -38,29 +38,34 @@ def lock_dependency_graph(organization_id: int) -> None:
 def find_cycle(*, task: Task, depends_on: Task) -> list[int] | None:
     """The ids of the cycle that ``task`` waiting for ``depends_on`` would close, or None.
 
-    The list starts and ends with ``task``: ``[task, depends_on, …, task]``.
+    The list starts and ends with ``task``: ``[task, depends_on, …, task]``,
+    each waiting for the next. A cycle appears exactly when ``depends_on``
+    already waits (transitively) for ``task``, so the search walks downstream
+    from ``task``, one query per level and each task once: a new task, which
+    nothing waits for yet, costs a single query however large the graph.
     """
     if task.pk == depends_on.pk:
         return [task.pk, task.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH RECURSIVE walk(id, path) AS (
-                SELECT depends_on_id, ARRAY[task_id, depends_on_id]
-                FROM automation_taskdependency WHERE task_id = %(start)s
-                UNION ALL
-                SELECT d.depends_on_id, w.path || d.depends_on_id
-                FROM automation_taskdependency d JOIN walk w ON d.task_id = w.id
-                WHERE NOT d.depends_on_id = ANY(w.path)
-            )
-            SELECT path FROM walk WHERE id = %(target)s LIMIT 1
-            """,
-            {"start": depends_on.pk, "target": task.pk},
+    reached_from: dict[int, int] = {}
+    seen = {task.pk}
+    frontier = [task.pk]
+    while frontier:
+        rows = TaskDependency.objects.dangerously_unscoped().filter(depends_on_id__in=frontier).values_list(
+            "depends_on_id", "task_id"
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return [task.pk, *row[0]]
+        frontier = []
+        for upstream, downstream in rows:
+            if downstream in seen:
+                continue
+            seen.add(downstream)
+            reached_from[downstream] = upstream
+            if downstream == depends_on.pk:
+                chain = [downstream]
+                while chain[-1] != task.pk:
+                    chain.append(reached_from[chain[-1]])
+                return [task.pk, *chain]
+            frontier.append(downstream)
+    return None
 
 
 def describe_cycle(ids: list[int], organization_id: int) -> str:
