@@ -213,3 +213,24 @@ def test_diamond_on_a_real_worker_runs_branches_in_parallel_and_releases_d_once(
     assert rd.started_at >= max(rb.finished_at, rc.finished_at)
     assert _queued_events(d) == 1
     assert TaskRun.objects.for_org(tenant_a.organization).filter(task=d).count() == 1
+
+
+def test_cycle_checks_stay_cheap_on_a_wide_layered_graph(tenant_a, django_assert_max_num_queries):
+    """In a 20-layer graph where every task waits for two of the layer before (about 2^20 paths), adding a
+    task costs one cycle query, and a real cycle from the last layer to the root is still found and named."""
+    org = tenant_a.organization
+    root = make_task(org, title="root", execution_type="manual")
+    layer = [root]
+    for depth in range(20):
+        layer = [make_task(org, title=f"L{depth}.{i}", execution_type="manual",
+                           depends_on=[layer[0].pk, layer[-1].pk]) for i in range(2)]
+    from automation.services.graph import find_cycle
+
+    leaf = layer[0]
+    with django_assert_max_num_queries(1):
+        assert find_cycle(task=leaf, depends_on=root) is None
+    cycle = find_cycle(task=root, depends_on=leaf)
+    assert cycle[0] == root.pk
+    assert cycle[-1] == root.pk
+    assert cycle[1] == leaf.pk
+    assert len(cycle) == 22
