@@ -87,7 +87,7 @@ class ConflictSerializer(serializers.ModelSerializer[Conflict]):
         read_only_fields = fields
 
 
-class WriteResultSerializer(serializers.Serializer[None]):
+class FactWriteResultSerializer(serializers.Serializer[None]):
     outcome = serializers.ChoiceField(choices=["created", "reinforced", "conflict", "superseded", "updated"])
     message = serializers.CharField()
     fact = FactSerializer()
@@ -102,7 +102,7 @@ class ConflictFilterSerializer(serializers.Serializer[None]):
     status = serializers.ChoiceField(choices=["pending", "resolved"], required=False)
 
 
-class MessageSerializer(serializers.ModelSerializer[Message]):
+class MemoryMessageSerializer(serializers.ModelSerializer[Message]):
     class Meta:
         model = Message
         fields = ["id", "source_type", "source_id", "source_link", "speaker", "text", "occurred_at", "created_at"]
@@ -119,13 +119,13 @@ class SearchQuerySerializer(serializers.Serializer[None]):
     include_messages = serializers.BooleanField(default=True)
 
 
-class SearchHitSerializer(serializers.Serializer[None]):
+class MemorySearchHitSerializer(serializers.Serializer[None]):
     kind = serializers.ChoiceField(choices=["fact", "message"])
     id = serializers.IntegerField()
     score = serializers.FloatField()
     text = serializers.CharField()
     fact = FactSerializer(allow_null=True)
-    message = MessageSerializer(allow_null=True)
+    message = MemoryMessageSerializer(allow_null=True)
     related_facts = FactSerializer(many=True)
     source_ids = serializers.ListField(child=serializers.CharField())
 
@@ -196,7 +196,7 @@ class EntityUpdateSerializer(serializers.Serializer[None]):
     attributes = serializers.DictField(required=False)
 
 
-class GraphNodeSerializer(serializers.Serializer[None]):
+class EntityGraphNodeSerializer(serializers.Serializer[None]):
     id = serializers.IntegerField()
     kind = serializers.CharField()
     name = serializers.CharField()
@@ -204,7 +204,7 @@ class GraphNodeSerializer(serializers.Serializer[None]):
     attributes = serializers.DictField()
 
 
-class GraphEdgeSerializer(serializers.Serializer[None]):
+class EntityGraphEdgeSerializer(serializers.Serializer[None]):
     id = serializers.IntegerField()
     kind = serializers.CharField()
     source = serializers.IntegerField()
@@ -213,23 +213,23 @@ class GraphEdgeSerializer(serializers.Serializer[None]):
     valid_to = serializers.DateTimeField(allow_null=True)
 
 
-class GraphSerializer(serializers.Serializer[None]):
-    nodes = GraphNodeSerializer(many=True)
-    edges = GraphEdgeSerializer(many=True)
+class EntityGraphSerializer(serializers.Serializer[None]):
+    nodes = EntityGraphNodeSerializer(many=True)
+    edges = EntityGraphEdgeSerializer(many=True)
 
 
-class AtSerializer(serializers.Serializer[None]):
+class GraphAtSerializer(serializers.Serializer[None]):
     at = serializers.DateTimeField(required=False, help_text="Relationships holding at this time (default: all).")
 
 
-class SettingsSerializer(serializers.ModelSerializer[MemorySettings]):
+class MemorySettingsSerializer(serializers.ModelSerializer[MemorySettings]):
     class Meta:
         model = MemorySettings
         fields = ["enabled", "allowed_categories", "auto_expiry_days", "updated_at"]
         read_only_fields = fields
 
 
-class SettingsUpdateSerializer(serializers.Serializer[None]):
+class MemorySettingsUpdateSerializer(serializers.Serializer[None]):
     enabled = serializers.BooleanField(required=False)
     allowed_categories = serializers.ListField(child=serializers.ChoiceField(choices=Category.choices),
                                                required=False, max_length=len(Category.values))
@@ -237,7 +237,7 @@ class SettingsUpdateSerializer(serializers.Serializer[None]):
                                                 help_text="0: never propose expiry.")
 
 
-class ImportResultSerializer(serializers.Serializer[None]):
+class MemoryImportResultSerializer(serializers.Serializer[None]):
     entities = serializers.IntegerField()
     relationships = serializers.IntegerField()
     messages = serializers.IntegerField()
@@ -264,7 +264,7 @@ class ForgetReportSerializer(serializers.Serializer[None]):
     dry_run = serializers.BooleanField()
 
 
-class ClearSerializer(serializers.Serializer[None]):
+class MemoryClearSerializer(serializers.Serializer[None]):
     scope = serializers.ChoiceField(choices=["mine", "all"],
                                     help_text="mine: what you told memory and facts about you; all: everything.")
 
@@ -274,18 +274,18 @@ class AboutQuerySerializer(serializers.Serializer[None]):
     at = serializers.DateTimeField(required=False)
 
 
-class AboutSerializer(serializers.Serializer[None]):
+class MemoryAboutSerializer(serializers.Serializer[None]):
     topic = serializers.CharField()
     entity = EntitySerializer(allow_null=True)
     facts = FactSerializer(many=True)
     relationships = RelationshipSerializer(many=True)
-    related = SearchHitSerializer(many=True, source="hits")
+    related = MemorySearchHitSerializer(many=True, source="hits")
 
 
-class MyDataSerializer(serializers.Serializer[None]):
+class MemoryMyDataSerializer(serializers.Serializer[None]):
     person = EntitySerializer(allow_null=True)
     facts = FactSerializer(many=True)
-    messages = MessageSerializer(many=True)
+    messages = MemoryMessageSerializer(many=True)
 
 
 class ResolveQuerySerializer(serializers.Serializer[None]):
@@ -293,7 +293,7 @@ class ResolveQuerySerializer(serializers.Serializer[None]):
     at = serializers.DateTimeField(required=False)
 
 
-class ResolutionSerializer(serializers.Serializer[None]):
+class ReferenceResolutionSerializer(serializers.Serializer[None]):
     phrase = serializers.CharField()
     kind = serializers.CharField()
     entities = EntitySerializer(many=True)
@@ -301,7 +301,7 @@ class ResolutionSerializer(serializers.Serializer[None]):
     description = serializers.CharField()
 
 
-class AnalyticsSerializer(serializers.Serializer[None]):
+class MemoryAnalyticsSerializer(serializers.Serializer[None]):
     facts_total = serializers.IntegerField()
     facts_current = serializers.IntegerField()
     by_category = serializers.DictField(child=serializers.IntegerField())

@@ -38,7 +38,7 @@ def _entity_or_400(organization: Any, entity_id: int | None, field: str) -> Enti
 
 
 def _write_result(result: facts.WriteResult, code: int = status.HTTP_201_CREATED) -> Response:
-    data = s.WriteResultSerializer({"outcome": result.outcome, "message": result.message, "fact": result.fact,
+    data = s.FactWriteResultSerializer({"outcome": result.outcome, "message": result.message, "fact": result.fact,
                                     "conflict": result.conflict}).data
     return Response(data, status=code)
 
@@ -78,7 +78,7 @@ class FactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
         return queryset.order_by("-updated_at", "-id")
 
     @extend_schema(tags=["memory"], parameters=[ORG_SLUG], request=s.FactCreateSerializer,
-                   responses={201: s.WriteResultSerializer},
+                   responses={201: s.FactWriteResultSerializer},
                    summary="Remember a fact (deduplicated; a contradiction opens a conflict)")
     def create(self, request: Request, org_slug: str) -> Response:
         incoming = s.FactCreateSerializer(data=request.data)
@@ -91,7 +91,7 @@ class FactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
         return _write_result(result)
 
     @extend_schema(tags=["memory"], parameters=[ORG_SLUG, ID], request=s.FactUpdateSerializer,
-                   responses=s.WriteResultSerializer,
+                   responses=s.FactWriteResultSerializer,
                    summary="Edit a fact (a new text or value is a new version; the old one is kept in history)")
     def partial_update(self, request: Request, org_slug: str, pk: str) -> Response:
         fact = self.get_object()
@@ -115,7 +115,7 @@ class FactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
         return Response(s.FactSerializer(versions, many=True).data)
 
     @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.SearchQuerySerializer],
-                   responses=s.SearchHitSerializer(many=True),
+                   responses=s.MemorySearchHitSerializer(many=True),
                    summary="Hybrid search (vector and full text) over facts and messages, at a point in time")
     @action(detail=False, methods=["get"])
     def search(self, request: Request, org_slug: str) -> Response:
@@ -127,7 +127,7 @@ class FactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVie
             at=query.get("at"), limit=query["limit"], include_messages=query["include_messages"],
             options=retrieval.SearchOptions(mode=query["mode"]),
         )
-        return Response(s.SearchHitSerializer(hits, many=True).data)
+        return Response(s.MemorySearchHitSerializer(hits, many=True).data)
 
 
 # --- conflicts -----------------------------------------------------------------------------------
@@ -222,13 +222,13 @@ class EntityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         entities.entity_delete(organization=self.organization, entity=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.AtSerializer], responses=s.GraphSerializer,
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.GraphAtSerializer], responses=s.EntityGraphSerializer,
                    summary="Entities and relationships as a graph (nodes and edges)")
     @action(detail=False, methods=["get"])
     def graph(self, request: Request, org_slug: str) -> Response:
-        incoming = s.AtSerializer(data=request.query_params)
+        incoming = s.GraphAtSerializer(data=request.query_params)
         incoming.is_valid(raise_exception=True)
-        return Response(s.GraphSerializer(entity_graph(organization=self.organization,
+        return Response(s.EntityGraphSerializer(entity_graph(organization=self.organization,
                                                        at=incoming.validated_data.get("at"))).data)
 
 
@@ -313,18 +313,18 @@ class MemoryViewSet(OrgScopedMixin, viewsets.GenericViewSet):  # type: ignore[ty
     read_scope = Scope.MEMORY_READ
     write_scope = Scope.MEMORY_WRITE
     action_scopes = {"clear": Scope.MEMORY_WRITE}
-    serializer_class = s.AnalyticsSerializer
+    serializer_class = s.MemoryAnalyticsSerializer
 
     def required_scope(self, request: Request) -> str:
         if self.action == "memory_settings" and request.method not in ("GET", "HEAD", "OPTIONS"):
             return Scope.ORG_WRITE
         return super().required_scope(request)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], responses=s.AnalyticsSerializer,
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], responses=s.MemoryAnalyticsSerializer,
                    summary="Totals by category, recently used, confidence distribution, last update")
     @action(detail=False, methods=["get"])
     def analytics(self, request: Request, org_slug: str) -> Response:
-        return Response(s.AnalyticsSerializer(memory_analytics(organization=self.organization)).data)
+        return Response(s.MemoryAnalyticsSerializer(memory_analytics(organization=self.organization)).data)
 
     @extend_schema(tags=["memory"], parameters=[ORG_SLUG], responses={200: OpenApiTypes.OBJECT},
                    summary="Export as JSON (imports back losslessly)")
@@ -343,26 +343,26 @@ class MemoryViewSet(OrgScopedMixin, viewsets.GenericViewSet):  # type: ignore[ty
         return response
 
     @extend_schema(tags=["memory"], parameters=[ORG_SLUG], request=OpenApiTypes.OBJECT,
-                   responses={201: s.ImportResultSerializer},
+                   responses={201: s.MemoryImportResultSerializer},
                    summary="Import a JSON export (all or nothing; a bad row is named with its reason)")
     @action(detail=False, methods=["post"], url_path="import")
     def import_(self, request: Request, org_slug: str) -> Response:
         counts = portability.import_json(organization=self.organization, data=request.data, actor=request.user)
-        return Response(s.ImportResultSerializer(counts).data, status=status.HTTP_201_CREATED)
+        return Response(s.MemoryImportResultSerializer(counts).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], methods=["GET"], responses=s.SettingsSerializer)
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], methods=["PATCH"], request=s.SettingsUpdateSerializer,
-                   responses=s.SettingsSerializer, summary="Change memory settings (admins)")
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], methods=["GET"], responses=s.MemorySettingsSerializer)
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], methods=["PATCH"], request=s.MemorySettingsUpdateSerializer,
+                   responses=s.MemorySettingsSerializer, summary="Change memory settings (admins)")
     @action(detail=False, methods=["get", "patch"], url_path="settings")
     def memory_settings(self, request: Request, org_slug: str) -> Response:
         if request.method == "PATCH":
-            incoming = s.SettingsUpdateSerializer(data=request.data, partial=True)
+            incoming = s.MemorySettingsUpdateSerializer(data=request.data, partial=True)
             incoming.is_valid(raise_exception=True)
             current = settings_services.memory_settings_update(organization=self.organization, actor=request.user,
                                                              **incoming.validated_data)
         else:
             current = settings_services.memory_settings_get(organization=self.organization)
-        return Response(s.SettingsSerializer(current).data)
+        return Response(s.MemorySettingsSerializer(current).data)
 
     @extend_schema(tags=["memory"], parameters=[ORG_SLUG], request=s.ForgetSerializer,
                    responses=s.ForgetReportSerializer, summary="Forget a fact or everything about a topic")
@@ -384,7 +384,7 @@ class MemoryViewSet(OrgScopedMixin, viewsets.GenericViewSet):  # type: ignore[ty
                                                   actor=request.user, dry_run=data["dry_run"])
         return Response(s.ForgetReportSerializer({**report.as_dict(), "dry_run": data["dry_run"]}).data)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.AboutQuerySerializer], responses=s.AboutSerializer,
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.AboutQuerySerializer], responses=s.MemoryAboutSerializer,
                    summary="What do you know about X")
     @action(detail=False, methods=["get"])
     def about(self, request: Request, org_slug: str) -> Response:
@@ -392,21 +392,21 @@ class MemoryViewSet(OrgScopedMixin, viewsets.GenericViewSet):  # type: ignore[ty
         incoming.is_valid(raise_exception=True)
         knowledge = commands.memory_about(organization=self.organization, topic=incoming.validated_data["q"],
                                           at=incoming.validated_data.get("at"))
-        return Response(s.AboutSerializer(knowledge).data)
+        return Response(s.MemoryAboutSerializer(knowledge).data)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], responses=s.MyDataSerializer,
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], responses=s.MemoryMyDataSerializer,
                    summary="Show my data: what I told memory and the facts about me")
     @action(detail=False, methods=["get"], url_path="my-data")
     def my_data(self, request: Request, org_slug: str) -> Response:
         shown = commands.memory_show_my_data(organization=self.organization, user=request.user)
-        return Response(s.MyDataSerializer(shown).data)
+        return Response(s.MemoryMyDataSerializer(shown).data)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], request=s.ClearSerializer,
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG], request=s.MemoryClearSerializer,
                    responses=s.ForgetReportSerializer,
                    summary="Clear my data, or (admins) the organization's whole memory")
     @action(detail=False, methods=["post"])
     def clear(self, request: Request, org_slug: str) -> Response:
-        incoming = s.ClearSerializer(data=request.data)
+        incoming = s.MemoryClearSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         if incoming.validated_data["scope"] == "all":
             if Scope.ORG_WRITE not in self.scopes:
@@ -417,7 +417,8 @@ class MemoryViewSet(OrgScopedMixin, viewsets.GenericViewSet):  # type: ignore[ty
                                                    actor=request.user)
         return Response(s.ForgetReportSerializer({**report.as_dict(), "dry_run": False}).data)
 
-    @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.ResolveQuerySerializer], responses=s.ResolutionSerializer,
+    @extend_schema(tags=["memory"], parameters=[ORG_SLUG, s.ResolveQuerySerializer],
+                   responses=s.ReferenceResolutionSerializer,
                    summary='Resolve "my manager", "the finance team", "the CFO" for the caller')
     @action(detail=False, methods=["get"])
     def resolve(self, request: Request, org_slug: str) -> Response:
@@ -426,7 +427,7 @@ class MemoryViewSet(OrgScopedMixin, viewsets.GenericViewSet):  # type: ignore[ty
         resolution = references.resolve_reference(organization=self.organization,
                                                   phrase=incoming.validated_data["phrase"], speaker=request.user,
                                                   at=incoming.validated_data.get("at"))
-        return Response(s.ResolutionSerializer(resolution).data)
+        return Response(s.ReferenceResolutionSerializer(resolution).data)
 
 
 
