@@ -344,20 +344,23 @@ def test_an_older_shipped_onboarding_workflow_is_brought_up_to_date_but_an_edite
 
 def test_the_demo_runs_until_the_hris_and_stops_there_with_a_recorded_reason(db, settings, tmp_path, engine,
                                                                                django_capture_on_commit_callbacks):
-    """`seed_demo` sets the demo up for the judged request (current workflow, Dana as a manager). With no BambooHR
-    credential the HRIS step is refused and recorded (tool call and audit), the email and invitations are
-    skipped, nothing is sent, and the run fails naming the HRIS step."""
+    """`seed_demo` sets the demo up for the judged request (current workflow; the demo Manager is Dana, so the
+    organization keeps its five members). With no BambooHR credential the HRIS step is refused and recorded (tool
+    call and audit), the email and invitations are skipped, nothing is sent, and the run fails naming the HRIS
+    step."""
     settings.MEDIA_ROOT = tmp_path / "media"
     call_command("seed_demo", stdout=io.StringIO())
     call_command("seed_demo", stdout=io.StringIO())  # idempotent
     demo = Organization.objects.get(slug="demo")
-    dana = User.objects.get(email="dana@demo.staffer.local")
+    dana = User.objects.get(email="manager@demo.staffer.local")
+    assert dana.full_name == "Dana Whitfield"
     assert Membership.objects.for_org(demo).get(user=dana).role == Role.MANAGER
-    assert not dana.has_usable_password()
+    assert Membership.objects.for_org(demo).count() == 5
+    assert AuditEvent.objects.for_org(demo).filter(action="demo.member_named").count() == 1
     requester = User.objects.get(email="member@demo.staffer.local")
     director = User.objects.get(email="admin@demo.staffer.local")
     started, parsed = onboarding_request_start(organization=demo, actor=requester, text=JUDGED_REQUEST)
-    assert parsed.manager_email == "dana@demo.staffer.local"
+    assert parsed.manager_email == "manager@demo.staffer.local"
     assert parsed.email == "maria.lopez@demo.staffer.local"
     engine.drain()
     from accounts.services.approvals import approval_decide
