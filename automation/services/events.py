@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
@@ -117,10 +116,12 @@ class _Streamer:
 
     def _run(self, pending: queue.SimpleQueue[tuple[int, dict[str, Any]]]) -> None:
         loop = asyncio.new_event_loop()
+        # A layer of its own: the process-wide one is shared with other event loops (consumers,
+        # async_to_sync callers), and closing its pools there must not break this thread's loop.
+        layer = _private_channel_layer()
         while True:
             organization_id, data = pending.get()
             try:
-                layer = get_channel_layer()
                 if layer is not None:
                     loop.run_until_complete(layer.group_send(org_group(organization_id), {
                         "type": "org.event", "organization_id": organization_id, "event": STREAM_EVENT, "data": data,
@@ -128,6 +129,16 @@ class _Streamer:
             except Exception:  # the stream is best effort: PostgreSQL holds the log and pages replay from it
                 logger.warning("could not publish task event %s.%s", data.get("task"), data.get("sequence"),
                                exc_info=True)
+
+
+def _private_channel_layer() -> Any:
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    try:
+        return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    except Exception:  # no layer configured: nothing to stream to
+        logger.warning("no channel layer; task events are not streamed live", exc_info=True)
+        return None
 
 
 _streamer = _Streamer()
