@@ -23,9 +23,15 @@ def _check_timezone(timezone: str) -> None:
         raise InvalidInput(exc.messages[0], field="timezone") from exc
 
 
+# Paths that sit beside /orgs/<slug>/ in the portal.
+RESERVED_SLUGS = frozenset({"new", "switch", "admin", "api", "static", "media"})
+
+
 def _check_slug(slug: str) -> None:
     if not _SLUG.match(slug):
         raise InvalidInput("use 1–60 lowercase letters, digits and hyphens", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise InvalidInput(f"the slug {slug!r} is reserved; choose another", field="slug")
 
 
 def organization_create(*, user: User, name: str, slug: str = "", timezone: str = "UTC") -> Organization:
