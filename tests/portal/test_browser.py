@@ -3,60 +3,17 @@ fits a phone screen. Screenshots go to test-artifacts/ (ignored by git)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls here happen
-# before it starts or in the live server's own thread.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.portal.browser_support import CHROMIUM, log_in, shot
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium"),
 ]
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS, env=env)
-        yield browser
-        browser.close()
-
-
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"portal-{name}.png"), full_page=True)
-
-
-def _log_in(page, base: str, email: str) -> None:
-    from playwright.sync_api import expect
-
-    from tests.factories import PASSWORD
-
-    page.goto(f"{base}/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
 def test_manager_creates_a_task_finds_it_and_approves_from_the_inbox(transactional_db, live_server, browser):
@@ -73,11 +30,11 @@ def test_manager_creates_a_task_finds_it_and_approves_from_the_inbox(transaction
     base = live_server.url
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(15_000)
-    _log_in(page, base, tenant.manager.email)
+    log_in(page, base, tenant.manager.email)
     expect(page).to_have_url(f"{base}/orgs/acme/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Acme Corp")
     expect(page.get_by_role("link", name=re.compile("1 approval waiting for you"))).to_be_visible()
-    _shot(page, "1-dashboard")
+    shot(page, "1-dashboard")
 
     main_nav = page.get_by_role("navigation", name="Main")
     main_nav.get_by_role("link", name="Tasks").click()
@@ -87,12 +44,12 @@ def test_manager_creates_a_task_finds_it_and_approves_from_the_inbox(transaction
     page.get_by_label("Description").fill("QA engineer, starts 1 March.")
     page.get_by_label("Priority").select_option(label="High (75)")
     page.get_by_label("Assignee").select_option(label=tenant.member.email)
-    _shot(page, "2-new-task")
+    shot(page, "2-new-task")
     page.get_by_role("button", name="Create task").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Order a laptop for Maria Lopez")
     expect(page.get_by_role("status").first).to_contain_text("Created task")
     expect(page.locator("#timeline .event-created")).to_have_count(1)
-    _shot(page, "3-task-detail")
+    shot(page, "3-task-detail")
 
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#task-status")).to_have_text("In progress")
@@ -106,18 +63,18 @@ def test_manager_creates_a_task_finds_it_and_approves_from_the_inbox(transaction
     expect(rows.first).to_contain_text("Order a laptop for Maria Lopez")
     expect(rows.first).to_contain_text("In progress")
     expect(rows.first).to_contain_text(tenant.member.email)
-    _shot(page, "4-task-list-search")
+    shot(page, "4-task-list-search")
 
     main_nav.get_by_role("link", name="Approvals").click()
     card = page.locator(f"#approval-{approval.pk}")
     expect(card).to_contain_text("Laptop for Maria")
     expect(card).to_contain_text("1800.00 EUR")
-    _shot(page, "5-approvals-inbox")
+    shot(page, "5-approvals-inbox")
     card.get_by_role("button", name=re.compile("^Approve")).click()
     expect(page.get_by_role("status").first).to_contain_text("Approved: Laptop for Maria")
     expect(page.locator(f"#decided-{approval.pk}")).to_contain_text("Approved")
     expect(page.locator(f"#decided-{approval.pk}")).to_contain_text(tenant.manager.email)
-    _shot(page, "6-approved")
+    shot(page, "6-approved")
     approval.refresh_from_db()
     assert approval.status == "approved"
     assert approval.decided_by_id == tenant.manager.pk
@@ -137,7 +94,7 @@ def test_keyboard_reaches_the_task_form_and_the_timeline_replays(transactional_d
     base = live_server.url
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(15_000)
-    _log_in(page, base, tenant.member.email)
+    log_in(page, base, tenant.member.email)
     page.goto(f"{base}/orgs/acme/tasks/{task.pk}/")
     page.keyboard.press("Tab")
     expect(page.locator(":focus")).to_have_text("Skip to content")
@@ -158,7 +115,7 @@ def test_keyboard_reaches_the_task_form_and_the_timeline_replays(transactional_d
     expect(page.locator("#timeline li")).to_have_count(3)  # nothing appended twice
     summaries = page.locator("#timeline .event-summary").all_text_contents()
     assert summaries[-1] == "pending → in_progress: started"
-    _shot(page, "7-timeline-caught-up")
+    shot(page, "7-timeline-caught-up")
 
 
 PHONE_PAGES = ["", "tasks/", "tasks/new/", "tasks/{task}/", "tasks/{parent}/graph/", "schedules/",
@@ -189,15 +146,15 @@ def test_every_portal_page_fits_a_phone(transactional_db, live_server, browser):
     base = live_server.url
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(15_000)
-    _log_in(page, base, tenant.owner.email)
+    log_in(page, base, tenant.owner.email)
     for index, path in enumerate(PHONE_PAGES):
         url = f"{base}/orgs/acme/{path.format(task=task.pk, parent=flow['parent'].pk)}"
         name = path.strip("/").replace("/", "-").replace("{", "").replace("}", "") or "dashboard"
         page.set_viewport_size({"width": 1280, "height": 900})
         assert page.goto(url).status == 200, url
-        _shot(page, f"wide-{index:02d}-{name}")
+        shot(page, f"wide-{index:02d}-{name}")
         page.set_viewport_size({"width": 375, "height": 740})
-        _shot(page, f"phone-{index:02d}-{name}")
+        shot(page, f"phone-{index:02d}-{name}")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), url
 
 
@@ -212,7 +169,7 @@ def test_schedule_form_previews_next_runs_and_shows_the_services_error(transacti
     base = live_server.url
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(15_000)
-    _log_in(page, base, tenant.member.email)
+    log_in(page, base, tenant.member.email)
     page.goto(f"{base}/orgs/acme/schedules/")
     page.get_by_role("link", name="Cron schedule").click()
     page.get_by_label("Name").fill("Weekday stand-up notes")
@@ -221,15 +178,15 @@ def test_schedule_form_previews_next_runs_and_shows_the_services_error(transacti
     page.get_by_label("Task title").fill("Collect stand-up notes")
     page.get_by_role("button", name="Preview next runs").click()
     expect(page.locator(".next-runs li")).to_have_count(5)
-    _shot(page, "8-schedule-preview")
+    shot(page, "8-schedule-preview")
     assert not Schedule.objects.for_org(tenant.organization).exists()
     page.get_by_label("Cron expression").fill("30 25 * * *")
     page.get_by_role("button", name="Create schedule").click()
     expect(page.get_by_label("Cron expression")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("main form")).to_contain_text("is not a valid cron expression")
-    _shot(page, "9-schedule-error")
+    shot(page, "9-schedule-error")
     page.get_by_label("Cron expression").fill("30 9 * * 1-5")
     page.get_by_role("button", name="Create schedule").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Weekday stand-up notes")
     expect(page.locator(".next-runs li")).to_have_count(10)
-    _shot(page, "10-schedule-detail")
+    shot(page, "10-schedule-detail")

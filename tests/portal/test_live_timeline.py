@@ -17,9 +17,7 @@ from functools import partial
 
 import pytest
 
-from tests.portal.test_browser import CHROMIUM, LAUNCH_ARGS, _log_in, _shot
-
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from tests.portal.browser_support import CHROMIUM, log_in, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -141,17 +139,6 @@ def daphne(transactional_db, settings):
     server.stop()
 
 
-@pytest.fixture
-def browser(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS, env=env)
-        yield browser
-        browser.close()
-
-
 def test_events_arrive_live_and_are_replayed_after_the_server_comes_back(daphne, browser):
     """Live events appear without reload; events written while the server was down appear after reconnecting."""
     from playwright.sync_api import expect
@@ -164,7 +151,7 @@ def test_events_arrive_live_and_are_replayed_after_the_server_comes_back(daphne,
     task = make_task(tenant.organization, title="Prepare Maria's first day", actor=tenant.owner)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(20_000)
-    _log_in(page, daphne.url, tenant.member.email)
+    log_in(page, daphne.url, tenant.member.email)
     page.goto(f"{daphne.url}/orgs/acme/tasks/{task.pk}/")
     expect(page.locator("#live-status")).to_contain_text("Live")
     expect(page.locator("#timeline li")).to_have_count(1)
@@ -174,7 +161,7 @@ def test_events_arrive_live_and_are_replayed_after_the_server_comes_back(daphne,
     task_start(task=task, actor=tenant.owner)
     expect(page.locator("#task-status")).to_have_text("In progress")
     expect(page.locator("#timeline li")).to_have_count(3)
-    _shot(page, "live-1-arrived")
+    shot(page, "live-1-arrived")
 
     daphne.proxy.cut()
     expect(page.locator("#live-status")).to_contain_text("reconnecting")
@@ -188,7 +175,7 @@ def test_events_arrive_live_and_are_replayed_after_the_server_comes_back(daphne,
     sequences = page.locator("#timeline li").evaluate_all("items => items.map(li => Number(li.dataset.sequence))")
     assert sequences == [1, 2, 3, 4, 5, 6, 7]
     expect(page.locator("#task-status")).to_have_text("Completed")
-    _shot(page, "live-2-replayed")
+    shot(page, "live-2-replayed")
 
     live = [" ".join(text.split()) for text in page.locator("#timeline li").all_inner_texts()]
     page.reload()  # the server renders the same history, word for word, as the script built it

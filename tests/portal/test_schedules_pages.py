@@ -162,3 +162,26 @@ def test_other_organizations_schedules_are_404_and_unchanged(tenants, page_for):
     assert not Task.objects.for_org(b.organization).exists()
     assert _schedules(a) == []
     assert "Globex payroll" not in client.get(f"/orgs/{a.slug}/schedules/").content.decode()
+
+
+def test_list_queries_do_not_grow_with_the_number_of_schedules(tenant_a, page_for):
+    """The schedule list (with next runs computed for each) runs the same queries for 2 schedules as for 15."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add(count: int, offset: int) -> None:
+        for index in range(offset, offset + count):
+            schedule_create(organization=tenant_a.organization, actor=tenant_a.owner, name=f"S{index}",
+                            kind="interval" if index % 2 else "cron", cron_expression="0 6 * * *",
+                            interval_seconds=3600, task_title="Check")
+
+    client = page_for(tenant_a.viewer)
+    add(2, 0)
+    client.get(f"/orgs/{tenant_a.slug}/schedules/")
+    with CaptureQueriesContext(connection) as few:
+        client.get(f"/orgs/{tenant_a.slug}/schedules/")
+    add(13, 2)
+    with CaptureQueriesContext(connection) as many:
+        html = client.get(f"/orgs/{tenant_a.slug}/schedules/").content.decode()
+    assert len(many) == len(few)
+    assert html.count('<ol class="next-runs">') == 15
