@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 from datetime import datetime
 from typing import Any
@@ -53,9 +54,9 @@ class TaskCreateForm(forms.Form):
         label="Waits for", required=False, max_length=500,
         help_text="Task numbers, separated by commas (e.g. 12, 15).",
     )
-    parameters = forms.JSONField(
+    parameters = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text="Executor parameters as a JSON object; empty for none.",
+        help_text="Executor parameters as a JSON object, e.g. {\"seconds\": 5}; empty for none.",
     )
 
     def __init__(self, *args: Any, memberships: list[Membership], timezone_name: str, **kwargs: Any) -> None:
@@ -80,9 +81,13 @@ class TaskCreateForm(forms.Form):
         return ids
 
     def clean_parameters(self) -> dict[str, Any]:
-        value = self.cleaned_data.get("parameters")
-        if value in (None, ""):
+        text = (self.cleaned_data.get("parameters") or "").strip()
+        if not text:
             return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"parameters are not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("parameters must be a JSON object, e.g. {\"seconds\": 5}")
         return value

@@ -103,6 +103,7 @@ def test_creating_a_task_from_the_form(tenant_a, page_for):
     [
         ({"title": ""}, "This field is required."),
         ({"parameters": "[1, 2]"}, "parameters must be a JSON object"),
+        ({"parameters": "{nope"}, "parameters are not valid JSON"),
         ({"depends_on": "12, x"}, "&#x27;x&#x27; is not a task number"),
         ({"depends_on": "999999"}, "no task #999999 in this organization"),
         ({"executor": "wait", "execution_type": "fully_automated", "parameters": '{"seconds": "soon"}'}, "seconds"),
