@@ -190,3 +190,27 @@ def test_schedule_form_previews_next_runs_and_shows_the_services_error(transacti
     expect(page.get_by_role("heading", level=1)).to_have_text("Weekday stand-up notes")
     expect(page.locator(".next-runs li")).to_have_count(10)
     shot(page, "10-schedule-detail")
+
+
+def test_the_graph_steps_are_links_reachable_by_keyboard(transactional_db, live_server, browser):
+    """Tab moves from the graph's scroll box into the step boxes; Enter opens the step's task page."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import make_tenant
+    from tests.portal.factories import make_workflow
+
+    tenant = make_tenant("acme", "Acme Corp")
+    flow = make_workflow(tenant.organization, {"accounts": [], "welcome": ["accounts"]})
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    log_in(page, live_server.url, tenant.viewer.email)
+    page.goto(f"{live_server.url}/orgs/acme/tasks/{flow['parent'].pk}/graph/")
+    page.locator(".dag-scroll").focus()
+    page.keyboard.press("Tab")
+    focused = page.locator(":focus")
+    expect(focused).to_have_attribute("href", f"/orgs/acme/tasks/{flow['accounts'].pk}/")
+    shot(page, "11-graph-keyboard-focus")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_attribute("href", f"/orgs/acme/tasks/{flow['welcome'].pk}/")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Step welcome")
