@@ -105,3 +105,29 @@ def test_a_task_without_subtasks_says_so(tenant_a, page_for):
     html = page_for(tenant_a.member).get(f"/orgs/{tenant_a.slug}/tasks/{task.pk}/graph/").content.decode()
     assert "<svg" not in html
     assert "This task has no subtasks." in html
+
+
+@pytest.mark.django_db
+def test_a_started_workflow_is_listed_and_drawn(tenants, page_for):
+    """A workflow started through its service appears in the runs list and its steps are drawn; not for others."""
+    from automation.services.workflows import workflow_create, workflow_start
+
+    a, b = tenants
+    template = workflow_create(organization=a.organization, actor=a.owner, name="Weekly report", definition={
+        "steps": [{"key": "collect", "title": "Collect figures", "execution_type": "manual"},
+                  {"key": "write", "title": "Write the report", "execution_type": "manual", "depends_on": ["collect"]},
+                  {"key": "send", "title": "Send it", "execution_type": "manual", "depends_on": ["write"]}]})
+    started = workflow_start(template=template, actor=a.owner)
+    parent = started.run.task
+    client = page_for(a.viewer)
+    listing = client.get(f"/orgs/{a.slug}/workflow-runs/").content.decode()
+    assert "Weekly report" in listing
+    assert f'href="/orgs/{a.slug}/tasks/{parent.pk}/graph/"' in listing
+    graph = client.get(f"/orgs/{a.slug}/tasks/{parent.pk}/graph/").content.decode()
+    assert graph.count('<g class="dag-node status-') == 3
+    assert graph.count('<path class="dag-edge') == 2
+    assert "Run of the workflow “Weekly report”, version 1" in graph
+    other = page_for(b.owner)
+    assert other.get(f"/orgs/{a.slug}/workflow-runs/").status_code == 404
+    assert other.get(f"/orgs/{b.slug}/tasks/{parent.pk}/graph/").status_code == 404
+    assert "Weekly report" not in other.get(f"/orgs/{b.slug}/workflow-runs/").content.decode()
