@@ -27,7 +27,8 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 def _production_env(**overrides: str) -> dict[str, str]:
     settings_dict = connection.settings_dict
     database_url = f"postgres://{settings_dict['USER']}@/{settings_dict['NAME']}?host={settings_dict['HOST']}"
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"}}
+    dropped = {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update({"DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": database_url, **PRODUCTION_ENV})
     env.update(overrides)
     return {k: v for k, v in env.items() if v != ""}
