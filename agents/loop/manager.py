@@ -504,9 +504,10 @@ def ai_task_execute(*, task: Task, actor: User | None) -> dict[str, Any]:
                    reason=("It needs: " + "; ".join(plan.needs))[:2000])
         return {**answer, "strategy": Strategy.BLOCKED, "needs": plan.needs, "status": "blocked"}
     if needs_plan_approval(task) and plan.status != PlanStatus.APPROVED:
-        approval = request_plan_approval(ctx, plan) if plan.status == PlanStatus.PROPOSED else \
-            approval_of(ctx.organization, plan.approval_id)
-        task_execute(task=task, actor=actor, actor_label="agent:manager")
+        with transaction.atomic():  # the approval is seen only once the task is queued (its executor parks on it)
+            approval = request_plan_approval(ctx, plan) if plan.status == PlanStatus.PROPOSED else \
+                approval_of(ctx.organization, plan.approval_id)
+            task_execute(task=task, actor=actor, actor_label="agent:manager")
         answer["plan"] = plan_json(plan)
         return {**answer, "status": "awaiting_approval", "approval": approval.pk if approval else None}
     if plan.strategy == Strategy.IMMEDIATE:

@@ -154,13 +154,26 @@ def _wake_request(root: Task, *, reason: str) -> None:
     task_resume(task=root, actor=None, actor_label="agent:manager", reason=reason)
 
 
+DECIDED_WAITS = (Waiting.PLAN_APPROVAL, Waiting.TOOL_APPROVAL, Waiting.OUTPUT_APPROVAL, Waiting.BUDGET)
+
+
 def _wake_answered(task: Task) -> None:
-    """A task that parked for an answer that came in while it was still running goes on at once."""
+    """A task that parks for an answer or a decision that came in while it was still running goes on at once.
+
+    (The decision's handler found the task running and left it to the approvals sweep; this closes that gap.)
+    """
     from automation.services.tasks import task_resume
 
     work = AgentWork.objects.for_org(task.organization).filter(task_id=task.pk).first()
-    if work is not None and work.waiting_for == Waiting.CLARIFICATION and work.waiting.get("answer"):
+    if work is None:
+        return
+    if work.waiting_for == Waiting.CLARIFICATION and work.waiting.get("answer"):
         task_resume(task=task, actor=None, actor_label="agent", reason="the requester had already answered")
+    elif work.waiting_for in DECIDED_WAITS and isinstance(work.waiting.get("approval"), int):
+        decided = ApprovalRequest.objects.for_org(task.organization).filter(pk=work.waiting["approval"]).exclude(
+            status=ApprovalStatus.PENDING).exists()
+        if decided:
+            task_resume(task=task, actor=None, actor_label="agent", reason="the decision came while it was running")
 
 
 def on_task_event(event: TaskEvent) -> None:
