@@ -433,24 +433,23 @@ def bench_locomo(directory: Path, which: str, configs: str) -> None:
     plan = [
         ("BM25 only, turns", Opt(mode="text", text_ranker="bm25"), False, True),
         ("vector only, turns", Opt(mode="vector"), False, True),
-        ("hybrid RRF, turns", Opt(), False, True),
-        ("hybrid RRF, facts", Opt(), True, False),
-        ("hybrid RRF, turns + facts (default)", Opt(), True, True),
+        ("hybrid, turns", Opt(), False, True),
+        ("hybrid, facts", Opt(), True, False),
+        ("hybrid, turns + facts (default: weighted, vector 0.3)", Opt(), True, True),
+        ("hybrid RRF k=10, turns + facts", Opt(fusion="rrf"), True, True),
     ]
     if configs == "all":
         plan += [
             ("ts_rank_cd only, turns", Opt(mode="text", text_ranker="ts_rank_cd"), False, True),
             ("BM25 only, turns + facts", Opt(mode="text"), True, True),
             ("vector only, turns + facts", Opt(mode="vector"), True, True),
-            ("hybrid RRF k=60, turns + facts", Opt(rrf_k=60), True, True),
-            ("hybrid RRF k=2, turns + facts", Opt(rrf_k=2), True, True),
-            ("hybrid weighted 0.5, turns + facts", Opt(fusion="weighted", vector_weight=0.5), True, True),
-            ("hybrid weighted 0.3, turns + facts", Opt(fusion="weighted", vector_weight=0.3), True, True),
-            ("hybrid RRF vector 0.4, turns + facts", Opt(vector_weight=0.4), True, True),
-            ("hybrid RRF vector 0.6, turns + facts", Opt(vector_weight=0.6), True, True),
-            ("hybrid RRF ts_rank_cd, turns + facts", Opt(text_ranker="ts_rank_cd"), True, True),
-            ("hybrid RRF, turns + facts, ungrouped", Opt(group_sources=False), True, True),
-            ("hybrid RRF, turns + facts, 100 candidates", Opt(candidates=100), True, True),
+            ("hybrid RRF k=60, turns + facts", Opt(fusion="rrf", rrf_k=60), True, True),
+            ("hybrid RRF k=2, turns + facts", Opt(fusion="rrf", rrf_k=2), True, True),
+            ("hybrid weighted 0.5, turns + facts", Opt(vector_weight=0.5), True, True),
+            ("hybrid weighted 0.2, turns + facts", Opt(vector_weight=0.2), True, True),
+            ("hybrid ts_rank_cd, turns + facts", Opt(text_ranker="ts_rank_cd"), True, True),
+            ("hybrid, turns + facts, ungrouped", Opt(group_sources=False), True, True),
+            ("hybrid, turns + facts, 100 candidates", Opt(candidates=100), True, True),
         ]
     for name, options, include_facts, include_messages in plan:
         result = evaluate(name, runs, options, include_facts=include_facts, include_messages=include_messages)
