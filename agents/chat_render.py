@@ -92,21 +92,26 @@ def _loosen_lists(text: str) -> str:
     for line in text.splitlines():
         if line.lstrip().startswith(("```", "~~~")):
             fence = not fence
-        if not fence and _LIST_LINE.match(line) and out and out[-1].strip() and not _LIST_LINE.match(out[-1]):
-            out.append("")
+        previous = out[-1] if out else ""
+        if not fence and previous.strip():
+            starts_list = _LIST_LINE.match(line) and not _LIST_LINE.match(previous)
+            ends_list = _LIST_LINE.match(previous) and line.strip() and not _LIST_LINE.match(line) \
+                and not line.startswith((" ", "\t"))
+            if starts_list or ends_list:
+                out.append("")
         out.append(line)
     return "\n".join(out)
 
 
 def render_markdown(text: str) -> SafeString:
     """Markdown to safe HTML: fenced code highlighted by Pygments (CSS classes), then sanitized by nh3."""
-    source = _loosen_lists(text or "")
-    raw = markdown.markdown(
-        source,
+    converter = markdown.Markdown(
         extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite"],
         extension_configs={"codehilite": {"css_class": "highlight", "guess_lang": False, "use_pygments": True}},
         output_format="html",
     )
+    converter.inlinePatterns.deregister("automail")  # "<id@host>" in a tool result is an id, not an address
+    raw = converter.convert(_loosen_lists(text or ""))
     clean = nh3.clean(
         raw,
         tags=_TAGS,
@@ -251,6 +256,7 @@ def approval_context(approval: ApprovalRequest, *, viewer: User | None, thread: 
         "can_decide": can_decide,
         "can_edit": can_edit,
         "pending": approval.status == ApprovalStatus.PENDING,
+        "open": approval.status == ApprovalStatus.PENDING and approval.kind != "plan",  # a plan is shown above it
     }
 
 
@@ -422,7 +428,7 @@ def message_context(message: Message, *, viewer: User | None, thread: Thread) ->
         "revision": event in ("agent.revision", "agent.verdict") and message.task_id is not None,
         "event": event,
         "step": str(metadata.get("step") or ""),
-        "cost": money(llm.get("cost")) if llm else "",
+        "cost": money(llm.get("cost")) if llm and money(llm.get("cost")) not in ("", "0") else "",
         "currency": str(llm.get("currency") or "") if llm else "",
         "scripted": bool(metadata.get("scripted")),
         "scripted_label": str(metadata.get("label") or ""),

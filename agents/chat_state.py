@@ -129,7 +129,9 @@ class RunState:
         step = self.step(step_id) if step_id else None
         title = f"“{step.title}”" if step is not None else "the step"
         is_root = task == self.root
-        if event_type == "status_changed":
+        if event_type == "created" and is_root and not self.steps:
+            self.think("manager", "Manager is planning…")
+        elif event_type == "status_changed":
             to = str(p.get("to") or "")
             if is_root and not step_id:
                 self.status = to

@@ -136,7 +136,9 @@
     var title = step ? "\u201c" + step.title + "\u201d" : "the step";
     var isRoot = task === run.root;
     var verdict;
-    if (type === "status_changed") {
+    if (type === "created" && isRoot && !run.steps.length) {
+      think(run, "manager", "Manager is planning\u2026");
+    } else if (type === "status_changed") {
       var to = String(p.to || "");
       if (isRoot && !stepId) {
         run.status = to;
@@ -267,7 +269,7 @@
   function runHtml(run) {
     var finished = TERMINAL.indexOf(run.status) >= 0;
     var csrf = '<input type="hidden" name="csrfmiddlewaretoken" value="' + escapeHtml(page.csrf) + '">';
-    var html = '<section class="run-card run-' + escapeHtml(run.status) + '" id="run-' + run.root + '" data-root="' +
+    var html = '<section class="run-card runcard-' + escapeHtml(run.status) + '" id="run-' + run.root + '" data-root="' +
       run.root + '" aria-labelledby="run-' + run.root + '-title">';
     html += '<h2 class="run-title" id="run-' + run.root + '-title"><span class="run-number">#' + run.root +
       "</span> " + escapeHtml(run.title) + "</h2>";
@@ -277,7 +279,7 @@
     html += '<div class="run-progress"><progress max="' + (run.steps.length || 1) + '" value="' + done(run) +
       '" aria-label="Steps done">' + done(run) + " of " + run.steps.length + "</progress>" +
       '<p class="progress-text" data-field="progress">' + escapeHtml(progressText(run)) + "</p></div>";
-    html += '<p class="iteration" data-field="iteration"' + hiddenAttr(!run.iteration) + ">" +
+    html += '<p class="iteration" data-field="iteration"' + hiddenAttr(!run.iteration || finished) + ">" +
       escapeHtml(run.iteration) + "</p>";
     html += '<p class="thinking role-' + escapeHtml(run.thinking_role || "none") + '" data-field="thinking"' +
       hiddenAttr(!run.thinking) + ">" + escapeHtml(run.thinking) + "</p>";

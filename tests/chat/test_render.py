@@ -23,6 +23,7 @@ def test_markdown_loses_scripts_handlers_styles_and_unsafe_links():
     assert "javascript:" not in html
     assert '<a href="https://example.com" rel="noopener noreferrer nofollow">ok</a>' in html
     assert 'href="/orgs/acme/tasks/1/"' in html
+    assert "mailto:" not in render_markdown("message_id: <1795.2@localhost>")
 
 
 def test_code_blocks_are_highlighted_with_css_classes_only():
@@ -39,6 +40,7 @@ def test_a_list_right_after_a_line_is_a_list():
     html = render_markdown("Plan v1: onboard Maria\n1. Write the letter\n2. Send the email\nEstimated: 7 minutes.")
     assert "<ol>" in html
     assert "<li>Write the letter</li>" in html
+    assert "<p>Estimated: 7 minutes.</p>" in html  # the line after the list is not part of its last item
     assert render_markdown("first line\nsecond line").count("<br") == 1
 
 
