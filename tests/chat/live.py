@@ -64,7 +64,8 @@ class DaphneCommand:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> DaphneCommand:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "STAFFER_DB_NAME": self.database,
+        settings_module = os.environ.get("CHAT_DAPHNE_SETTINGS", "config.settings.test")  # experiments only
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "STAFFER_DB_NAME": self.database,
                "STAFFER_REDIS_DB_BASE": str(self.redis_base), "PYTHONUNBUFFERED": "1"}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("ab")
