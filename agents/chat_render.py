@@ -26,6 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 from pygments.token import STANDARD_TYPES
 
 from accounts.models import ApprovalRequest, ApprovalStatus, Membership, Organization, User
+from accounts.roles import Scope
 from agents.models import Message, MessageRole, Thread
 
 # --- who speaks ------------------------------------------------------------------------------------
@@ -223,11 +224,15 @@ def files_of_calls(organization: Organization, call_ids: list[int]) -> list[Prod
 # --- approvals ----------------------------------------------------------------------------------------
 
 
-def _can_decide(approval: ApprovalRequest, viewer: User | None) -> bool:
-    if viewer is None or approval.status != ApprovalStatus.PENDING:
-        return False
+def _viewer_scopes(approval: ApprovalRequest, viewer: User | None) -> frozenset[str]:
+    if viewer is None:
+        return frozenset()
     membership = Membership.objects.for_org(approval.organization).filter(user=viewer).first()
-    if membership is None or not membership.has_scope(approval.required_scope):
+    return membership.scopes if membership is not None else frozenset()
+
+
+def _can_decide(approval: ApprovalRequest, viewer: User | None, scopes: frozenset[str]) -> bool:
+    if viewer is None or approval.status != ApprovalStatus.PENDING or approval.required_scope not in scopes:
         return False
     return not (approval.financial and approval.requested_by_id == viewer.pk)
 
@@ -244,9 +249,10 @@ def approval_context(approval: ApprovalRequest, *, viewer: User | None, thread: 
     arguments = approval.arguments if isinstance(approval.arguments, dict) else {}
     if approval.kind == "task" and isinstance(arguments.get("task"), int):
         files = step_files(organization, task_id=arguments["task"], revision=arguments.get("revision"))
-    can_decide = _can_decide(approval, viewer)
+    scopes = _viewer_scopes(approval, viewer)
+    can_decide = _can_decide(approval, viewer, scopes)
     can_edit = bool(plan is not None and plan.status in (PlanStatus.PROPOSED, PlanStatus.AWAITING_APPROVAL)
-                    and can_decide and viewer is not None)
+                    and approval.status == ApprovalStatus.PENDING and Scope.TASKS_WRITE in scopes)
     return {
         "approval": approval,
         "thread": thread,
@@ -415,6 +421,12 @@ def message_context(message: Message, *, viewer: User | None, thread: Thread) ->
         if approval is not None:
             approval_html = render_approval(approval, viewer=viewer, thread=thread)
     llm = metadata.get("llm") if isinstance(metadata.get("llm"), dict) else {}
+    question = event == "agent.clarification_requested" or metadata.get("kind") == "question"
+    answer_open = False
+    if question:  # still open? (the thread row may be older than the question: read it again)
+        pending = Thread.objects.for_org(organization).filter(pk=thread.pk).values_list("pending", flat=True).first()
+        answer_open = isinstance(pending, dict) and pending.get("kind") == "task_question" \
+            and pending.get("task") == message.task_id
     return {
         "message": message,
         "thread": thread,
@@ -424,7 +436,8 @@ def message_context(message: Message, *, viewer: User | None, thread: Thread) ->
         "body": render_markdown(message.content),
         "files": files,
         "approval_html": mark_safe(approval_html),  # noqa: S308 - rendered by our template (autoescaped)
-        "question": event == "agent.clarification_requested" or metadata.get("kind") == "question",
+        "question": question,
+        "answer_open": answer_open,
         "revision": event in ("agent.revision", "agent.verdict") and message.task_id is not None,
         "event": event,
         "step": str(metadata.get("step") or ""),

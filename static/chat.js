@@ -556,6 +556,22 @@
       });
       return;
     }
+    if (form.classList.contains("js-answer")) {
+      event.preventDefault();
+      var error = form.querySelector(".form-error");
+      post(form).then(function (result) {
+        if (result.ok && result.body && result.body.type === "message") {
+          onMessage(result.body);
+          form.remove();
+          toBottom();
+        } else {
+          showError(error, (result.body && result.body.error) || "The answer could not be sent (" + result.status + ").");
+        }
+      }).catch(function () {
+        showError(error, "The answer could not be sent: no connection.");
+      });
+      return;
+    }
     if (form.classList.contains("js-action")) {
       event.preventDefault();
       post(form).then(function (result) {

@@ -399,3 +399,52 @@ def test_compare_is_not_found_for_a_foreign_task(tenants, page_for):
     thread = make_thread(a.member, a.organization)
     foreign = make_request(make_thread(b.member, b.organization))
     assert page_for(a.member).get(_thread_url(a.slug, thread.pk, "chat-compare", task_id=foreign.pk)).status_code == 404
+
+
+# --- clarification questions and plan cards -------------------------------------------------------------
+
+
+def test_an_open_question_is_answered_inline_and_a_closed_one_says_so(tenant_a, page_for, queued,
+                                                                      django_capture_on_commit_callbacks):
+    """The Employee's question carries its own answer form while the thread waits for it; the answer is a
+    message of the thread (handled like any other); once answered, the form is gone."""
+    thread = make_thread(tenant_a.member, tenant_a.organization)
+    root = make_request(thread)
+    step = make_step(root, "schedule_first_day", thread)
+    record(step, "clarification_requested", role="employee", text="Which day should the welcome meeting be?",
+           thread=thread, step="schedule_first_day", question="Which day?", kind="question")
+    Thread.objects.for_org(tenant_a.organization).filter(pk=thread.pk).update(
+        pending={"kind": "task_question", "task": step.pk, "question": "Which day?"})
+    page = page_for(tenant_a.member)
+    html = page.get(_thread_url(tenant_a.slug, thread.pk)).content.decode()
+    assert 'class="inline-answer js-answer"' in html
+    assert "A question for you:" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        response = page.post(_thread_url(tenant_a.slug, thread.pk, "chat-post"), {"content": "Monday 1 March"},
+                             **JSON)
+    assert response.status_code == 201
+    assert queued == [response.json()["id"]]
+    Thread.objects.for_org(tenant_a.organization).filter(pk=thread.pk).update(pending={})
+    html = page.get(_thread_url(tenant_a.slug, thread.pk)).content.decode()
+    assert "inline-answer" not in html
+    assert "no longer open" in html
+
+
+def test_a_member_may_edit_a_plan_but_not_approve_it(tenant_a, page_for):
+    """A member (tasks:write, no approvals:decide) sees Edit plan on the card, no Approve button."""
+    from agents.loop.manager import PLAN_APPROVAL_KIND, PLAN_SUBJECT
+
+    thread = make_thread(tenant_a.member, tenant_a.organization)
+    root = make_request(thread)
+    plan = _plan(root)
+    approval = approval_request_create(organization=tenant_a.organization, kind=PLAN_APPROVAL_KIND,
+                                       subject_type=PLAN_SUBJECT, subject_id=str(plan.pk), title="Approve the plan",
+                                       requested_by=tenant_a.member)
+    Plan.objects.for_org(tenant_a.organization).filter(pk=plan.pk).update(status=PlanStatus.AWAITING_APPROVAL,
+                                                                          approval=approval)
+    record(root, "plan_approval_requested", role="system", text="Nothing runs until the plan is approved.",
+           thread=thread, approval=approval.pk, plan=plan.pk, version=1, kind="plan")
+    html = page_for(tenant_a.member).get(_thread_url(tenant_a.slug, thread.pk)).content.decode()
+    card = html.split(f'id="approval-{approval.pk}"')[1].split("</section>")[0]
+    assert "Edit plan" in card
+    assert "js-decide" not in card
