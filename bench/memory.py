@@ -436,7 +436,7 @@ def bench_locomo(directory: Path, which: str, configs: str) -> None:
         ("hybrid, turns", Opt(), False, True),
         ("hybrid, facts", Opt(), True, False),
         ("hybrid, turns + facts (default: weighted, vector 0.3)", Opt(), True, True),
-        ("hybrid RRF k=10, turns + facts", Opt(fusion="rrf"), True, True),
+        ("hybrid RRF k=10, turns + facts", Opt(fusion="rrf", vector_weight=0.5), True, True),
     ]
     if configs == "all":
         plan += [
