@@ -42,6 +42,21 @@ def system_jobs() -> list[SystemJob]:
             expires_seconds=max(every * 5, 10),
             description="Take back expired leases, publish due retries and lost messages, age priorities.",
         ),
+        # Jobs of apps below automation, which cannot register themselves here.
+        SystemJob(
+            name="tools.sweep_stale_calls",
+            task="tools.sweep_stale_calls",
+            every_seconds=60,
+            expires_seconds=300,
+            description="Mark tool calls whose worker died as interrupted, so a retry never repeats the effect.",
+        ),
+        SystemJob(
+            name="memory.expiry_sweep",
+            task="memory.expiry_sweep",
+            every_seconds=6 * 3600,
+            expires_seconds=3600,
+            description="Open expiry reviews for facts past each organization's retention, keeping facts in use.",
+        ),
         *_EXTRA,
     ]
 
