@@ -196,6 +196,9 @@ SPECTACULAR_SETTINGS = {
         "QuarantineReasonEnum": "automation.email_in.models.QuarantineReason",
         "NotificationKindEnum": "automation.notifications.models.NotificationKind",
         "NotificationEmailModeEnum": "automation.notifications.models.EmailMode",
+        "MemberRoleEnum": ["owner", "admin", "manager", "member", "viewer"],
+        "MessageRoleEnum": "agents.models.conversations.MessageRole",
+        "PlanStepRoleEnum": ["employee", "human"],
     },
 }
 
