@@ -273,3 +273,44 @@ def test_a_rate_limited_requester_gets_the_wait_time_and_the_run_ends(world, set
     assert "limit of 1 AI model calls per hour" in root.failure_reason
     assert "Try again in" in thread_text(thread)
     assert "agent.rate_limited" in [e.type for e in events(root)]
+
+
+def test_a_fully_automated_ai_task_from_the_api_is_planned_and_run_by_the_engine(world):
+    """Created through the API as fully automated, the request is queued at once; the engine's ai executor plans
+    it (no approval), runs its steps and completes it with the summary."""
+    from automation.services.tasks import task_create
+
+    org = world.organization
+    task = task_create(organization=org, actor=world.member, title="Weekly report", source="api",
+                       executor="ai", parameters={"request": "Prepare the weekly report and send it to the team"})
+    assert fresh(task).status == TaskStatus.QUEUED
+    drain(org)
+    task = fresh(task)
+    assert task.status == TaskStatus.COMPLETED, task.failure_reason
+    assert task.result["summary"] == "The weekly report is written (PDF) and was emailed to the team."
+    assert Plan.objects.for_org(org).get(task=task).status == PlanStatus.PROPOSED
+    assert sorted(Task.objects.for_org(org).filter(parent=task).values_list("step_key", flat=True)) == [
+        "email_weekly_report", "write_weekly_report"]
+
+
+def test_the_sweep_resumes_a_request_left_parked_after_its_steps_ended(world):
+    """If a wake-up was missed, the periodic sweep resumes a parked request whose steps all ended, and only that."""
+    from agents.loop.wiring import requests_resume_stalled
+    from automation.services import events as task_events
+
+    org = world.organization
+    say(world, "Prepare the weekly report and send it to the team")
+    root = root_task(world)
+    from agents.loop import wiring
+
+    task_events.unregister_event_listener(wiring.on_task_event)
+    try:
+        drain(org)
+    finally:
+        task_events.register_event_listener(wiring.on_task_event)
+    root = fresh(root)
+    assert root.status == TaskStatus.BLOCKED  # its steps completed, but nobody woke it
+    assert requests_resume_stalled() == 1
+    assert requests_resume_stalled() == 0
+    drain(org)
+    assert fresh(root).status == TaskStatus.COMPLETED
