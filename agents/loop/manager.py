@@ -40,6 +40,15 @@ S = TaskStatus
 ACTIVE = frozenset({S.PENDING, S.QUEUED, S.IN_PROGRESS, S.PAUSED, S.BLOCKED})
 
 
+class ManagerQuestion(Exception):
+    """The Manager cannot plan without an answer from the requester."""
+
+    def __init__(self, question: str, result: Any = None) -> None:
+        super().__init__(question)
+        self.question = question
+        self.result = result
+
+
 # --- the work row ---------------------------------------------------------------------------
 
 
@@ -114,7 +123,7 @@ def _tool_catalogue(ctx: Context) -> str:
     return "\n" + "\n".join(lines) if lines else " none"
 
 
-def _planning_messages(ctx: Context, *, feedback: str) -> list[dict[str, Any]]:
+def _planning_messages(ctx: Context, *, feedback: str, answers: list[dict[str, str]]) -> list[dict[str, Any]]:
     organization = ctx.organization
     request = _request_text(ctx.task)
     system = prompts.fill(
@@ -125,12 +134,18 @@ def _planning_messages(ctx: Context, *, feedback: str) -> list[dict[str, Any]]:
                                                                                   query=request)]
     if feedback:
         context.append(feedback)
-    context.append("Plan this request. Answer with the JSON plan only.")
-    return [
+    context.append("Plan this request. Answer with the JSON plan only. If you cannot plan it without an answer "
+                   'from the requester, answer {"summary": "", "strategy": "decompose", "steps": [], '
+                   '"question": "<one precise question>"} instead.')
+    messages = [
         {"role": "system", "content": system},
         {"role": "user", "content": request},
         {"role": "user", "content": "\n\n".join(context)},
     ]
+    for answer in answers:  # the requester's own words: a turn of theirs, after the question they answer
+        messages += [{"role": "assistant", "content": answer["question"]},
+                     {"role": "user", "content": answer["answer"]}]
+    return messages
 
 
 def manager_plan(ctx: Context, *, feedback: str = "") -> Plan:
@@ -138,7 +153,8 @@ def manager_plan(ctx: Context, *, feedback: str = "") -> Plan:
 
     Model failures are raised (a :class:`ServiceError`) after being recorded.
     """
-    messages = _planning_messages(ctx, feedback=feedback)
+    answers = [a for a in (ctx.work.step or {}).get("answers", []) if isinstance(a, dict)]
+    messages = _planning_messages(ctx, feedback=feedback, answers=answers)
     result = None
     check: PlanCheck | None = None
     for attempt in (1, 2):
@@ -150,6 +166,9 @@ def manager_plan(ctx: Context, *, feedback: str = "") -> Plan:
                 ctx.record("plan_failed", role=MessageRole.SYSTEM,
                            text=f"The Manager could not make a plan: {exc.message}", payload={"code": exc.code})
             raise
+        question = str((result.parsed or {}).get("question") or "").strip()
+        if question and not (result.parsed or {}).get("steps"):
+            raise ManagerQuestion(question, result)
         check = plan_check(result.parsed, organization=ctx.organization, requester=ctx.requester)
         if not check.invalid or attempt == 2:
             break
@@ -379,11 +398,8 @@ def _review_children(ctx: Context, plan: Plan) -> Outcome:
                                          for k, v in results.items()} or "none", source="completed steps")
                     + "\nWhat failed:\n" + "\n".join(f"- {f}" for f in failures)
                     + "\nPlan only the remaining work.")
-        try:
-            new_plan = manager_plan(ctx, feedback=feedback)
-        except ServiceError as exc:
-            return ctx.model_failure(exc, role=MessageRole.MANAGER, doing="re-planning")
-        return _proceed(ctx, new_plan)
+        new_plan = _plan_or_ask(ctx, feedback=feedback)
+        return new_plan if isinstance(new_plan, Outcome) else _proceed(ctx, new_plan)
     summary = manager_summary(ctx, results=results, failures=failures)
     return Outcome.failed(f"{summary} (gave up after {ctx.work.replans} re-plans)")
 
@@ -419,9 +435,52 @@ def _proceed(ctx: Context, plan: Plan) -> Outcome:
 def _adopt_single_step(ctx: Context, plan: Plan) -> None:
     step = plan.steps[0]
     if ctx.work.step_id != step["id"] or ctx.work.plan_id != plan.pk:
-        ctx.work.step, ctx.work.step_id, ctx.work.plan = step, step["id"], plan
+        answers = (ctx.work.step or {}).get("answers")
+        ctx.work.step = {**step, "answers": answers} if answers else step
+        ctx.work.step_id, ctx.work.plan = step["id"], plan
         ctx.work.revision, ctx.work.conversation, ctx.work.output = 1, [], None
         ctx.save("step", "step_id", "plan", "revision", "conversation", "output")
+
+
+def ask_requester(ctx: Context, question: ManagerQuestion) -> Outcome:
+    """Park the request until the requester answers the Manager's question (in the thread it came from)."""
+    work = ctx.work
+    with transaction.atomic():
+        work.waiting_for = Waiting.CLARIFICATION
+        work.waiting = {"question": question.question, "about": "request"}
+        ctx.save("waiting_for", "waiting")
+        if ctx.thread is not None:
+            Thread.objects.for_org(ctx.organization).filter(pk=ctx.thread.pk).update(
+                pending={"kind": "task_question", "task": ctx.task.pk, "question": question.question})
+        ctx.record("clarification_requested", role=MessageRole.MANAGER, text=question.question, result=question.result,
+                   payload={"question": question.question, "kind": "question", "role_asking": "manager"})
+    return Outcome.parked(f"waiting for the requester's answer: {question.question}")
+
+
+def _take_answer(ctx: Context) -> Outcome | None:
+    """None when the Manager may plan (an answer came: it joins the planning conversation); else still waiting."""
+    work = ctx.work
+    if work.waiting_for != Waiting.CLARIFICATION:
+        return None
+    answer = work.waiting.get("answer")
+    if not answer:
+        return Outcome.parked(f"waiting for the requester's answer: {work.waiting.get('question', '')}")
+    answers = [*(work.step or {}).get("answers", []), {"question": work.waiting.get("question", ""),
+                                                        "answer": str(answer)}]
+    work.step = {**(work.step or {}), "answers": answers}
+    work.waiting_for, work.waiting = Waiting.NOTHING, {}
+    ctx.save("step", "waiting_for", "waiting")
+    ctx.record("clarification_answered", role=MessageRole.MANAGER, mirror=False, payload={"answer": answer})
+    return None
+
+
+def _plan_or_ask(ctx: Context, *, feedback: str = "") -> Plan | Outcome:
+    try:
+        return manager_plan(ctx, feedback=feedback)
+    except ManagerQuestion as question:
+        return ask_requester(ctx, question)
+    except ServiceError as exc:
+        return ctx.model_failure(exc, role=MessageRole.MANAGER, doing="planning")
 
 
 def run_request(ctx: Context) -> Outcome:
@@ -429,6 +488,12 @@ def run_request(ctx: Context) -> Outcome:
     gate = ctx.budget_gate()
     if gate is not None:
         return gate
+    if ctx.work.kind == WorkKind.REQUEST and ctx.work.waiting.get("about") == "request":
+        waiting = _take_answer(ctx)
+        if waiting is not None:
+            return waiting
+        planned = _plan_or_ask(ctx)
+        return planned if isinstance(planned, Outcome) else _proceed(ctx, planned)
     plan = current_plan(ctx.work)
     if plan is not None and plan.status == PlanStatus.BLOCKED and ctx.work.waiting_for == Waiting.ACCESS:
         ctx.clear_waiting()  # a person resumed it: access may have been granted, plan again
@@ -437,10 +502,10 @@ def run_request(ctx: Context) -> Outcome:
             and ctx.work.waiting_for == Waiting.NOTHING and not step_works(ctx, plan):
         plan = None
     if plan is None:
-        try:
-            plan = manager_plan(ctx)
-        except ServiceError as exc:
-            return ctx.model_failure(exc, role=MessageRole.MANAGER, doing="planning")
+        planned = _plan_or_ask(ctx)
+        if isinstance(planned, Outcome):
+            return planned
+        plan = planned
     if plan.strategy == Strategy.DECOMPOSE and step_works(ctx, plan):
         return _review_children(ctx, plan)
     return _proceed(ctx, plan)
@@ -489,11 +554,10 @@ def ai_task_execute(*, task: Task, actor: User | None) -> dict[str, Any]:
     plan = current_plan(work)
     if plan is None or plan.status in (PlanStatus.INVALID, PlanStatus.BLOCKED, PlanStatus.REJECTED,
                                        PlanStatus.SUPERSEDED):
-        try:
-            plan = manager_plan(ctx)
-        except ServiceError as exc:
-            failure = ctx.model_failure(exc, role=MessageRole.MANAGER, doing="planning")
-            return {"strategy": None, **_hand_over(task, actor, failure)}
+        planned = _plan_or_ask(ctx)
+        if isinstance(planned, Outcome):
+            return {"strategy": None, **_hand_over(task, actor, planned)}
+        plan = planned
     answer: dict[str, Any] = {"strategy": plan.strategy, "plan": plan_json(plan)}
     if plan.status == PlanStatus.INVALID:
         problems = [p["message"] for p in plan.problems]

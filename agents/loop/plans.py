@@ -44,6 +44,7 @@ PLAN_SCHEMA: dict[str, Any] = {
         "summary": {"type": "string"},
         "strategy": {"type": "string", "enum": [s.value for s in Strategy]},
         "needs": {"type": "array", "items": {"type": "string"}},
+        "question": {"type": ["string", "null"], "description": "Ask the requester first (then no steps)."},
         "steps": {"type": "array", "items": STEP_SCHEMA},
     },
     "required": ["summary", "strategy", "steps"],

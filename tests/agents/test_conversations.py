@@ -176,3 +176,32 @@ def test_secrets_never_reach_memory(tenant_a):
     assert learned.refused_secrets == 1
     assert len(learned.created) == 1
     assert not Fact.objects.for_org(org).filter(value__contains="4242").exists()
+
+
+def test_a_simple_action_that_needs_approval_runs_once_approved_and_says_so(
+        tenant_a, django_capture_on_commit_callbacks):
+    """The invitation reaches outside the organization (Dana is a partner known to memory): the tools layer asks for
+    approval and nothing is sent; once an admin approves, the same call runs and the thread says it is done."""
+    from accounts.models import ApprovalRequest
+    from accounts.services.approvals import approval_decide
+
+    org = tenant_a.organization
+    entity_upsert(organization=org, kind="person", name="Dana", attributes={"email": "dana@partner.example"},
+                  actor=tenant_a.admin)
+    thread, _ = say(tenant_a, "Schedule a meeting with Dana")
+    _, replies = say(tenant_a, "Tomorrow at 10 for 30 minutes", thread=thread)
+    call = ToolCall.objects.for_org(org).get()
+    assert call.outcome == "needs_approval"
+    assert call.arguments["attendees"] == ["dana@partner.example"]
+    assert "needs approval first" in replies[0].content
+    assert mail.outbox == []
+    approval = ApprovalRequest.objects.for_org(org).get(kind="tool_call")
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(approval=approval, actor=tenant_a.admin, approve=True)
+    ran = ToolCall.objects.for_org(org).filter(tool_name="calendar_invite", outcome="succeeded")
+    assert ran.count() == 1
+    last = Message.objects.for_org(org).filter(thread=thread).latest("id")
+    assert last.role == "tool"
+    assert last.content.startswith("Done: ")
+    assert last.metadata["approval"] == approval.pk
+    assert any("dana@partner.example" in m.to for m in mail.outbox)

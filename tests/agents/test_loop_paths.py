@@ -314,3 +314,24 @@ def test_the_sweep_resumes_a_request_left_parked_after_its_steps_ended(world):
     assert requests_resume_stalled() == 0
     drain(org)
     assert fresh(root).status == TaskStatus.COMPLETED
+
+
+def test_the_managers_question_parks_the_request_until_the_answer_and_the_plan_follows(world):
+    """The Manager cannot plan the offsite without dates and a head count: it asks in the thread, the request parks
+    (nothing planned, nothing run); the answer resumes it, joins the planning conversation, and the plan runs."""
+    org = world.organization
+    thread = say(world, "Organize the team offsite")
+    root = root_task(world)
+    question = "For which dates, and for how many people, should I organize the offsite?"
+    assert Message.objects.for_org(org).filter(thread=thread, role="manager", content=question).exists()
+    assert not Plan.objects.for_org(org).filter(task=root).exists()
+    drain(org)
+    assert fresh(root).status == TaskStatus.BLOCKED
+    say(world, "12 to 14 May, 25 people", thread=thread)
+    drain(org)
+    root = fresh(root)
+    assert root.status == TaskStatus.COMPLETED, root.failure_reason
+    assert latest_plan(root).steps[0]["id"] == "ask_venues"
+    work = AgentWork.objects.for_org(org).get(task=root)
+    assert work.step["answers"] == [{"question": question, "answer": "12 to 14 May, 25 people"}]
+    assert ToolCall.objects.for_org(org).filter(tool_name="email_draft", outcome="succeeded").count() == 1
