@@ -25,6 +25,7 @@ from django.db.models import Count
 from automation.models import SideEffect, SideEffectStatus, Task, TaskRun, TaskStatus
 from automation.services import dispatch, outbox, reconciler
 from config import embedded
+from config.celery import app as project_celery_app
 from config.redis_urls import RedisLocation
 from tests.automation.factories import make_task
 from tests.support.worker import ROOT, Worker, worker_env
@@ -127,7 +128,8 @@ def private_redis():
 def faults(transactional_db, private_redis, monkeypatch, settings):
     """Publish to the private Redis, reconcile here, and stop every worker afterwards."""
     location = RedisLocation(private_redis.url, base=django_settings.REDIS.base)
-    app = Celery("faults", broker=location.broker_url())
+    # Not the current app: shared tasks elsewhere must keep publishing to the project's broker.
+    app = Celery("faults", broker=location.broker_url(), set_as_current=False)
     app.conf.broker_connection_retry_on_startup = True
     app.conf.broker_connection_timeout = 2
 
@@ -158,6 +160,7 @@ def faults(transactional_db, private_redis, monkeypatch, settings):
     with contextlib.suppress(Exception):
         app.control.purge()
     app.close()
+    project_celery_app.set_current()
 
 
 def _drive(tasks, timeout: float = 120.0) -> list[str]:
