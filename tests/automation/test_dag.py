@@ -188,11 +188,18 @@ def test_subflow_steps_are_validated_at_creation(tenant_a):
 
 
 def _wait_terminal(tasks, timeout=90.0):
+    """Wait for the tasks to finish, running the reconciler every few seconds as beat does in production."""
+    from automation.services.reconciler import reconcile
+
     deadline = time.monotonic() + timeout
+    next_reconcile = time.monotonic() + 5
     while time.monotonic() < deadline:
         statuses = [_status(t) for t in tasks]
         if all(s in (S.COMPLETED, S.FAILED, S.SKIPPED, S.CANCELLED) for s in statuses):
             return statuses
+        if time.monotonic() >= next_reconcile:
+            reconcile()
+            next_reconcile = time.monotonic() + 5
         time.sleep(0.2)
     raise AssertionError(f"not finished in {timeout}s: {[(t.title, t.status) for t in tasks]}")
 

@@ -87,11 +87,14 @@ def test_postgres_starts_reuses_and_recovers_from_a_killed_server(root):
     pid = _postmaster_pid(root)
     _servers(root, "start")
     assert _postmaster_pid(root) == pid, "a second start must reuse the running server"
+    children = psutil.Process(pid).children()
     os.kill(pid, signal.SIGKILL)
     for _ in range(100):
         if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             break
         time.sleep(0.05)
+    # The postmaster's children notice its death and exit; until then they hold its shared memory.
+    psutil.wait_procs(children, timeout=30)
     assert (root / "pg" / "postmaster.pid").exists(), "the killed server leaves a stale pid file"
     _servers(root, "start")
     assert _postmaster_pid(root) != pid
