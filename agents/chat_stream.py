@@ -192,16 +192,41 @@ class _Streamer:
 
         loop = asyncio.new_event_loop()
         while True:
-            message = pending.get()
+            # Everything queued goes out together: one thread's items in order, different threads at once. A
+            # busy process (its main thread holding the GIL) would otherwise starve a one-by-one sender.
+            batch = [pending.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            by_thread: dict[int, list[dict[str, Any]]] = {}
+            for message in batch:
+                by_thread.setdefault(message["thread_id"], []).append(message)
             try:
                 layer = get_channel_layer()
                 if layer is not None:
-                    loop.run_until_complete(layer.group_send(thread_group(message["thread_id"]), message))
-            except Exception:  # best effort: PostgreSQL holds the thread and sockets replay from it
-                logger.warning("could not publish chat item to thread %s", message.get("thread_id"), exc_info=True)
+                    loop.run_until_complete(_send_batch(layer, by_thread))
+            except Exception:  # never let the sender die: the stream is best effort, the database is the record
+                logger.warning("could not publish %d chat items", len(batch), exc_info=True)
             finally:
                 with self._lock:
-                    self._busy -= 1
+                    self._busy -= len(batch)
+
+
+BATCH = 200
+
+
+async def _send_batch(layer: Any, by_thread: dict[int, list[dict[str, Any]]]) -> None:
+    await asyncio.gather(*(_send_in_order(layer, thread_id, items) for thread_id, items in by_thread.items()))
+
+
+async def _send_in_order(layer: Any, thread_id: int, items: list[dict[str, Any]]) -> None:
+    for message in items:
+        try:
+            await layer.group_send(thread_group(thread_id), message)
+        except Exception:  # best effort: PostgreSQL holds the thread and sockets replay from it
+            logger.warning("could not publish chat item to thread %s", thread_id, exc_info=True)
 
 
 _streamer = _Streamer()
@@ -284,6 +309,9 @@ def thread_task_places(thread: Thread) -> dict[int, TaskPlace]:
         ids.update((task_id, root_id))
     ids |= set(Message.objects.for_org(organization).filter(thread=thread, task__isnull=False)
                .values_list("task_id", flat=True))
+    # A request the chat has just created names the thread before its working state exists.
+    ids |= set(Task.objects.for_org(organization).filter(created_by_id=thread.user_id, parent__isnull=True,
+                                                         parameters__thread=thread.pk).values_list("id", flat=True))
     if not ids:
         return {}
     rows = list(Task.objects.for_org(organization).filter(Q(pk__in=ids) | Q(parent_id__in=ids)).only(

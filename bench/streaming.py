@@ -1,8 +1,9 @@
 """Benchmark of the chat's live stream on the embedded servers. Prints figures, asserts nothing.
 
-1. Latency from an event written by a worker process (TaskEvent appended in its transaction, published after
+1. Latency from an event committed by a worker process (TaskEvent appended in its transaction, published after
    commit by the chat stream) to its arrival at a WebSocket client of a real daphne process: p50, p95, p99,
-   at 50 and at 200 sockets, each socket watching its own thread that receives 2 events per second.
+   at 50 and at 200 sockets, each socket watching its own thread that receives 2 events per second. The
+   writers also report how far behind that schedule their commits fell (PostgreSQL's share).
 2. Delivery: the share of written events each socket received live ("before replay"), then after every
    socket reconnects with its cursor and replays from the database ("after replay"; must be 100%). A third
    run drops a quarter of the sockets for 5 s in the middle (a network blip) to show what replay recovers.
@@ -37,10 +38,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"  # one SECRET_KEY for the sessions of all processes
+os.environ["DJANGO_SETTINGS_MODULE"] = os.environ.get("STAFFER_BENCH_SETTINGS", "config.settings.test")  # one for all
 os.environ.setdefault("STAFFER_REDIS_DB_BASE", "24")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 BENCH_DB = os.environ.get("STAFFER_BENCH_DB", "bench_streaming")
+DAPHNE_PID = [0]
 EVENTS_PER_SECOND = 2.0
 
 
@@ -53,6 +55,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (and its waited-for children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -105,26 +116,43 @@ def _raise_fd_limit() -> None:
 # --- the writers (stand-ins for Celery worker processes) -------------------------------------------
 
 
-def writer(database: str, tasks: list[int], seconds: float, rate: float, start_at: float,
+def writer(database: str, tasks: list[int], seconds: float, rate: float, start: Any, go: Any,
            out: multiprocessing.Queue[Any]) -> None:
-    """Append ``rate`` events per second to each task for ``seconds``, as the AI roles do."""
+    """Append ``rate`` events per second to each task for ``seconds``, as the AI roles do (from ``start``)."""
     os.environ["STAFFER_DB_NAME"] = database
     import django
 
     django.setup()
     from django.db import connection
 
+    from agents import chat_stream
     from agents.chat_stream import flush_stream
     from agents.services.activity import activity_record
     from automation.models import Task
 
+    published: list[tuple[int, int, float]] = []  # when each event left this process (its group_send returned)
+    send = chat_stream._send_in_order
+
+    async def timed(layer: Any, thread_id: int, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            await send(layer, thread_id, [item])
+            data = item.get("data") or {}
+            if item.get("kind") == "event":
+                published.append((data.get("task"), data.get("sequence"), time.time()))
+
+    chat_stream._send_in_order = timed
     rows = {t.pk: t for t in Task.objects.dangerously_unscoped().filter(pk__in=tasks).select_related("organization")}
+    out.put({"ready": True})
+    go.wait()
+    start_at = start.value
     interval = 1.0 / rate
     # Each task gets its own phase so the writes spread over the second.
     schedule = [(start_at + random.random() * interval, task_id) for task_id in tasks]
     written = 0
     late = 0.0
     end = start_at + seconds
+    cpu_start = time.process_time()
+    committed: list[tuple[int, int, float]] = []
     while schedule:
         schedule.sort()
         due, task_id = schedule.pop(0)
@@ -135,13 +163,14 @@ def writer(database: str, tasks: list[int], seconds: float, rate: float, start_a
             time.sleep(delay)
         else:
             late = max(late, -delay)
-        activity_record(task=rows[task_id], type="iteration", role="employee",
-                        payload={"bench_written_at": time.time(), "turn": written})
+        event = activity_record(task=rows[task_id], type="iteration", role="employee", payload={"turn": written})
+        committed.append((task_id, event.sequence, time.time()))  # returned: committed, handed to the stream
         written += 1
         schedule.append((due + interval, task_id))
     flush_stream(10)
     connection.close()
-    out.put({"written": written, "late": late})
+    out.put({"written": written, "late": late, "cpu": time.process_time() - cpu_start, "committed": committed,
+             "published": published})
 
 
 # --- the clients ------------------------------------------------------------------------------------
@@ -152,7 +181,7 @@ class Client:
     url: str
     cookie: str
     task: int
-    arrivals: dict[int, float] = field(default_factory=dict)  # sequence -> latency (s), received live
+    arrivals: dict[int, float] = field(default_factory=dict)  # sequence -> arrival time, received live
     replayed: set[int] = field(default_factory=set)  # sequences received while replaying after a reconnect
     socket: Any = None
     synced: asyncio.Event = field(default_factory=asyncio.Event)
@@ -186,12 +215,11 @@ class Client:
                 if kind == "synced":
                     self.synced.set()
                 elif kind == "event" and item.get("task") == self.task:
-                    written = (item.get("payload") or {}).get("bench_written_at")
                     sequence = item["sequence"]
                     if not self.synced.is_set():
                         self.replayed.add(sequence)
-                    elif written is not None and sequence not in self.arrivals:
-                        self.arrivals[sequence] = time.time() - float(written)
+                    elif sequence not in self.arrivals:
+                        self.arrivals[sequence] = time.time()
         except ConnectionClosed:
             pass
 
@@ -247,17 +275,24 @@ async def open_clients(port: int, slug: str, cookie: str, pairs: list[tuple[int,
     return clients
 
 
-def start_writers(database: str, tasks: list[int], seconds: float, writers: int,
-                  start_at: float) -> tuple[list[multiprocessing.Process], multiprocessing.Queue[Any]]:
+def start_writers(database: str, tasks: list[int], seconds: float,
+                  writers: int) -> tuple[list[multiprocessing.Process], multiprocessing.Queue[Any], float]:
+    """Start the writers, wait until each is ready, then give them one start time; return it."""
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[Any] = context.Queue()
+    start = context.Value("d", 0.0)
+    go = context.Event()
     processes = []
     for index in range(writers):
         share = tasks[index::writers]
-        process = context.Process(target=writer, args=(database, share, seconds, EVENTS_PER_SECOND, start_at, out))
+        process = context.Process(target=writer, args=(database, share, seconds, EVENTS_PER_SECOND, start, go, out))
         process.start()
         processes.append(process)
-    return processes, out
+    for _ in processes:
+        out.get(timeout=300)
+    start.value = time.time() + 0.5
+    go.set()
+    return processes, out, start.value
 
 
 async def run_load(port: int, database: str, slug: str, cookie: str, pairs: list[tuple[int, int]], seconds: float,
@@ -265,9 +300,11 @@ async def run_load(port: int, database: str, slug: str, cookie: str, pairs: list
     from automation.models import TaskEvent
 
     clients = await open_clients(port, slug, cookie, pairs)
+    daphne_pid = DAPHNE_PID[0]
     baseline = {c.task: max(c.replayed | set(c.arrivals), default=0) for c in clients}
-    start_at = time.time() + 8  # the writers need a few seconds to start Django
-    processes, out = start_writers(database, [c.task for c in clients], seconds, writers, start_at)
+    processes, out, start_at = await asyncio.to_thread(start_writers, database, [c.task for c in clients], seconds,
+                                                       writers)
+    cpu_before = (cpu_seconds(daphne_pid), time.process_time(), time.monotonic())
     dropped: list[Client] = []
     if blip:
         await asyncio.sleep(max(0.0, start_at - time.time()) + seconds / 2)
@@ -280,12 +317,22 @@ async def run_load(port: int, database: str, slug: str, cookie: str, pairs: list
     for process in processes:
         await asyncio.to_thread(process.join)
     await asyncio.sleep(3)  # the last events in flight
+    elapsed = time.monotonic() - cpu_before[2]
+    cpu = {"daphne": (cpu_seconds(daphne_pid) - cpu_before[0]) / elapsed,
+           "clients": (time.process_time() - cpu_before[1]) / elapsed,
+           "writers": sum(r["cpu"] for r in results) / elapsed}
     written = dict(await asyncio.to_thread(lambda: {
         t: list(TaskEvent.objects.dangerously_unscoped().filter(task_id=t, sequence__gt=baseline[t])
                 .values_list("sequence", flat=True)) for t in baseline}))
     total = sum(len(v) for v in written.values())
     live = sum(len([s for s in written[c.task] if s in c.arrivals]) for c in clients)
-    latencies = [c.arrivals[s] for c in clients for s in written[c.task] if s in c.arrivals]
+    committed_at = {(task, sequence): at for r in results for task, sequence, at in r["committed"]}
+    published_at = {(task, sequence): at for r in results for task, sequence, at in r["published"]}
+    latencies = [c.arrivals[s] - committed_at[(c.task, s)] for c in clients for s in written[c.task]
+                 if s in c.arrivals and (c.task, s) in committed_at]
+    leaving = [published_at[key] - at for key, at in committed_at.items() if key in published_at]
+    crossing = [c.arrivals[s] - published_at[(c.task, s)] for c in clients for s in written[c.task]
+                if s in c.arrivals and (c.task, s) in published_at]
     # Replay: every socket reconnects with the cursor it holds (its last sequence without a gap).
     await asyncio.gather(*(c.close() for c in clients))
     for start in range(0, len(clients), 50):
@@ -293,7 +340,8 @@ async def run_load(port: int, database: str, slug: str, cookie: str, pairs: list
     await asyncio.gather(*(c.close() for c in clients))
     after = sum(len([s for s in written[c.task] if s in c.arrivals or s in c.replayed]) for c in clients)
     return {"sockets": len(clients), "written": total, "live": live, "after": after, "latencies": latencies,
-            "writer_late_s": max(r["late"] for r in results), "blip": len(dropped)}
+            "writer_late_s": max(r["late"] for r in results), "blip": len(dropped), "cpu": cpu,
+            "leaving": leaving, "crossing": crossing}
 
 
 async def hold_sockets(port: int, slug: str, cookie: str, pairs: list[tuple[int, int]], steps: list[int],
@@ -315,8 +363,7 @@ async def hold_sockets(port: int, slug: str, cookie: str, pairs: list[tuple[int,
         clients += more
         row = await asyncio.to_thread(lambda task=clients[0].task: Task.objects.dangerously_unscoped()
                                       .select_related("organization").get(pk=task))
-        event = await asyncio.to_thread(activity_record, task=row, type="iteration", role="employee",
-                                        payload={"bench_written_at": time.time()})
+        event = await asyncio.to_thread(activity_record, task=row, type="iteration", role="employee", payload={})
         await asyncio.to_thread(flush_stream, 5.0)
         await asyncio.sleep(2)
         alive = sum(1 for c in clients if c.socket.close_code is None)
@@ -328,11 +375,18 @@ async def hold_sockets(port: int, slug: str, cookie: str, pairs: list[tuple[int,
     return rows
 
 
+def sizes_of(args: argparse.Namespace) -> list[int]:
+    return [int(n) for n in args.sizes.split(",") if n]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30, help="length of each load run")
-    parser.add_argument("--writers", type=int, default=2, help="writer processes (stand-ins for workers)")
-    parser.add_argument("--hold-max", type=int, default=2000, help="stop the holding test at this many sockets")
+    parser.add_argument("--writers", type=int, default=4, help="writer processes (stand-ins for worker processes)")
+    parser.add_argument("--hold-max", type=int, default=2000, help="stop the holding test at this many sockets "
+                                                                   "(0: skip it)")
+    parser.add_argument("--sizes", default="50,200", help="socket counts of the load runs")
+    parser.add_argument("--no-blip", action="store_true", help="skip the run with dropped sockets")
     args = parser.parse_args()
 
     import django
@@ -356,11 +410,14 @@ def main() -> None:
           f"{EVENTS_PER_SECOND:g} events/s per socket for {args.seconds:g} s")
     server = DaphneServer(name)
     try:
-        slug, cookie, pairs = make_world(max(200, args.hold_max))
+        slug, cookie, pairs = make_world(max([*sizes_of(args), args.hold_max]))
         server.start()
         assert server.process is not None
+        DAPHNE_PID[0] = server.process.pid
         print(f"daphne pid {server.process.pid}, {rss_mib(server.process.pid):.0f} MiB at start")
-        for count, blip in ((50, False), (200, False), (200, True)):
+        sizes = sizes_of(args)
+        runs = [(n, False) for n in sizes] + ([] if args.no_blip else [(max(sizes), True)])
+        for count, blip in runs:
             chosen = pairs[:count]
             result = async_to_sync(run_load)(server.port, name, slug, cookie, chosen, args.seconds, args.writers,
                                              blip)
@@ -369,9 +426,18 @@ def main() -> None:
             print(f"\n{label}: {result['written']} events written ({result['written'] / args.seconds:.0f}/s), "
                   f"writers at most {result['writer_late_s'] * 1000:.0f} ms behind schedule")
             if lat:
-                print(f"   latency write→socket: p50 {percentile(lat, .5) * 1000:.1f} ms, "
+                print(f"   latency commit→socket: p50 {percentile(lat, .5) * 1000:.1f} ms, "
                       f"p95 {percentile(lat, .95) * 1000:.1f} ms, p99 {percentile(lat, .99) * 1000:.1f} ms, "
                       f"max {max(lat) * 1000:.1f} ms")
+            for label, values in (("   of which commit→sent to Redis (in the writer)", result["leaving"]),
+                                  ("   and sent→socket (Redis, daphne, client)", result["crossing"])):
+                if values:
+                    print(f"{label}: p50 {percentile(values, .5) * 1000:.1f} ms, "
+                          f"p95 {percentile(values, .95) * 1000:.1f} ms, p99 {percentile(values, .99) * 1000:.1f} ms")
+            cpu = result["cpu"]
+            print(f"   CPU used (share of one core): daphne {cpu['daphne']:.0%}, the {count} clients "
+                  f"{cpu['clients']:.0%}, writers {cpu['writers']:.0%} (the machine has {os.cpu_count()} cores, "
+                  f"shared with PostgreSQL, Redis and anything else running)")
             total = max(1, result["written"])
             print(f"   delivered live, before any replay (gaps the socket itself read back included): "
                   f"{result['live']}/{result['written']} "
@@ -379,6 +445,8 @@ def main() -> None:
             print(f"   after replay from the database: {result['after']}/{result['written']} "
                   f"= {100 * result['after'] / total:.2f}%")
         steps = [s for s in (200, 500, 1000, 1500, 2000, 3000, 4000) if s <= args.hold_max]
+        if not steps:
+            return
         print(f"\nholding idle sockets in one daphne process (up to {args.hold_max}):")
         rows = async_to_sync(hold_sockets)(server.port, slug, cookie, pairs, steps, server.process.pid)
         for count, ok, rss, took in rows:
@@ -389,6 +457,9 @@ def main() -> None:
                                                           if held == args.hold_max else ""))
     finally:
         server.stop()
+        with connection.cursor() as cursor:  # sessions left by threads of this process and by the stopped daphne
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = %s AND pid <> pg_backend_pid()", [name])
         connection.creation.destroy_test_db(original, verbosity=0)
 
 
