@@ -404,10 +404,11 @@ def main() -> None:
     async_to_sync(get_channel_layer().flush)()
     layer = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     host = layer["hosts"][0]
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
     print(f"database {name}; Redis databases from {settings.REDIS.base}; {os.cpu_count()} CPUs; "
-          f"channel layer capacity {layer.get('capacity')}, socket_timeout {host.get('socket_timeout')}, "
-          f"max_connections {host.get('max_connections')}; {args.writers} writer processes; "
-          f"{EVENTS_PER_SECOND:g} events/s per socket for {args.seconds:g} s")
+          f"channel layer {backend} (capacity {layer.get('capacity', 'n/a')}, socket_timeout "
+          f"{host.get('socket_timeout')}, max_connections {host.get('max_connections')}); {args.writers} writer "
+          f"processes; {EVENTS_PER_SECOND:g} events/s per socket for {args.seconds:g} s")
     server = DaphneServer(name)
     try:
         slug, cookie, pairs = make_world(max([*sizes_of(args), args.hold_max]))
