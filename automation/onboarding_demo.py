@@ -9,26 +9,34 @@ What it configures, offline:
   copied on the welcome email, invited to the meetings, and can log in with
   the demo password to see the run. A name someone changed is left alone.
 
-What it deliberately does not configure: a BambooHR credential. The HRIS
-step therefore ends in a recorded refusal (``not_configured``: "needs a
-bamboohr credential; an admin adds one first"), the welcome email and the
-invitations are skipped, and the run fails naming the HRIS step. An admin
-who adds a BambooHR credential (with ``STAFFER_BAMBOOHR_BASE_URL`` pointing
-at an on-premises or sandbox HRIS) retries that step and the run goes on.
-There is no built-in HRIS stand-in, on purpose: the demo shows the real
-integration's real answer. Mail goes to the environment's email backend
-(the console in development).
+* where the local HRIS stand-in is on (``STAFFER_DEMO_HRIS``, the default in
+  development: ``runstack`` serves it, ``tools/standins/bamboohr.py``), a
+  BambooHR credential for it, so the HRIS step creates Maria Lopez there
+  through the real BambooHR client and the whole run completes offline. The
+  credential is created once, by the demo owner, encrypted and audited like
+  any other; an admin who rotates it to a real BambooHR key (and sets
+  ``STAFFER_BAMBOOHR_BASE_URL``) keeps theirs.
+
+With the stand-in off and no credential the HRIS step ends in a recorded
+refusal (``not_configured``: "needs a bamboohr credential; an admin adds one
+first"), the welcome email and the invitations are skipped, and the run fails
+naming the HRIS step; adding a credential and retrying that step goes on.
+Mail goes to the environment's email backend (the console in development).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Membership, Organization
 from accounts.roles import Role
 from accounts.services.audit import audit_record
 from automation.onboarding import onboarding_workflow
+from tools.models import IntegrationCredential
+from tools.services.credentials import credential_create
 
+DEMO_OWNER_EMAIL = "owner@demo.staffer.local"
 DEMO_MANAGER_EMAIL = "manager@demo.staffer.local"
 DEMO_MANAGER_NAME = "Dana Whitfield"
 SEEDED_NAMES = frozenset({"", "Demo Manager"})
@@ -37,6 +45,7 @@ SEEDED_NAMES = frozenset({"", "Demo Manager"})
 def seed_demo(organization: Organization) -> None:
     """Give the demo organization what the onboarding scenario needs (idempotent)."""
     onboarding_workflow(organization=organization)
+    connect_demo_hris(organization)
     with transaction.atomic():
         membership = (
             Membership.objects.for_org(organization).select_related("user")
@@ -51,3 +60,21 @@ def seed_demo(organization: Organization) -> None:
         audit_record(organization=organization, actor=None, action="demo.member_named", target=membership,
                      target_label=DEMO_MANAGER_EMAIL, before={"full_name": before},
                      after={"full_name": DEMO_MANAGER_NAME, "reason": "the manager of the onboarding demo"})
+
+
+def connect_demo_hris(organization: Organization) -> IntegrationCredential | None:
+    """Give the demo a BambooHR credential for the local stand-in (when it is on and none exists)."""
+    if not settings.DEMO_HRIS:
+        return None
+    existing = IntegrationCredential.objects.for_org(organization).filter(provider="bamboohr", name="default").first()
+    if existing is not None:
+        return existing
+    owner = (
+        Membership.objects.for_org(organization).select_related("user")
+        .filter(user__email=DEMO_OWNER_EMAIL, role=Role.OWNER).first()
+    )
+    if owner is None:
+        return None
+    return credential_create(organization=organization, actor=owner.user, provider="bamboohr", secret={
+        "api_key": settings.DEMO_HRIS_API_KEY, "company_domain": settings.DEMO_HRIS_COMPANY,
+    })

@@ -77,10 +77,25 @@ def describe_cycle(ids: list[int], organization_id: int) -> str:
     return " → ".join(f"{titles.get(pk, '?')!r} (#{pk})" for pk in ids)
 
 
+def hold_upstream(task_id: int) -> None:
+    """Share-lock a dependency's row until commit, so it cannot finish while an edge to it is being added.
+
+    Without it a dependency could complete between the new edge's insert and
+    the dependent's evaluation: its transaction would not see the uncommitted
+    edge and the dependent's evaluation would not see the completion, leaving
+    the dependent pending for ever. ``FOR SHARE`` conflicts with the row lock
+    every status change takes, so one of the two transactions waits for the
+    other and then sees its work.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM automation_task WHERE id = %s FOR SHARE", [task_id])
+
+
 def add_edge(*, task: Task, depends_on: Task) -> TaskDependency:
     """Insert one dependency edge after checking organization and cycles (caller holds the graph lock)."""
     if task.organization_id != depends_on.organization_id:
         raise InvalidInput("a task can only depend on tasks of its own organization", field="depends_on")
+    hold_upstream(depends_on.pk)
     cycle = find_cycle(task=task, depends_on=depends_on)
     if cycle is not None:
         raise InvalidInput(

@@ -269,6 +269,18 @@ RUNSTACK_EXTRA_PROCESSES = {
     "smtp": ["smtp_receiver", "--host", INBOUND_SMTP_HOST, "--port", str(INBOUND_SMTP_PORT)],
 }
 
+# --- Integrations -------------------------------------------------------------------------
+# Providers' API base URLs ({"bamboohr": "https://…"}); STAFFER_<PROVIDER>_BASE_URL also works.
+TOOLS_INTEGRATION_URLS: dict[str, str] = {}
+# The local HRIS stand-in (tools/standins/bamboohr.py) for development and the offline demo:
+# off here and in production; config/settings/local.py turns it on (STAFFER_DEMO_HRIS=0 turns it off).
+DEMO_HRIS = env.bool("STAFFER_DEMO_HRIS", default=False)
+DEMO_HRIS_HOST = env("STAFFER_DEMO_HRIS_HOST", default="127.0.0.1")
+DEMO_HRIS_PORT = env.int("STAFFER_DEMO_HRIS_PORT", default=8026)
+DEMO_HRIS_API_KEY = env("STAFFER_DEMO_HRIS_API_KEY", default="demo-hris-key")
+DEMO_HRIS_COMPANY = "acme-demo"
+DEMO_HRIS_DATA = VAR_DIR / "hris-standin" / "employees.json"
+
 # --- Celery -------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS.broker_url()
 CELERY_RESULT_BACKEND = REDIS.result_backend_url()

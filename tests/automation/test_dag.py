@@ -184,6 +184,40 @@ def test_subflow_steps_are_validated_at_creation(tenant_a):
     assert not Task.objects.for_org(org).exists()
 
 
+def test_a_dependency_finishing_while_an_edge_to_it_is_added_still_releases_the_dependent(transactional_db,
+                                                                                           tenant_a):
+    """The race a fast worker hits: A completes in one transaction while C is created waiting for A in another.
+
+    Neither may miss the other: C's creation waits for A's completion to
+    commit, then sees A completed and is released (without the share lock C
+    stayed pending for ever: A's release did not see C's uncommitted edge and
+    C's evaluation did not see A's uncommitted completion).
+    """
+    import threading
+
+    from django.db import connection, transaction
+
+    org = tenant_a.organization
+    a = make_task(org, title="Collect figures", execution_type="manual")
+    services.task_start(task=a, actor=None)
+    created: dict[str, Task] = {}
+
+    def create_dependent() -> None:
+        try:
+            created["c"] = make_task(org, title="Make the charts", depends_on=[a])
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        services.task_complete(task=a, actor=None)
+        creator = threading.Thread(target=create_dependent)
+        creator.start()
+        creator.join(timeout=1.0)
+        assert creator.is_alive(), "the edge was added while A's completion was uncommitted"
+    creator.join(timeout=30)
+    assert _status(created["c"]) == S.QUEUED
+
+
 # --- on a real worker ----------------------------------------------------------------
 
 

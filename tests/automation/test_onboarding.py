@@ -344,6 +344,7 @@ def test_an_older_shipped_onboarding_workflow_is_brought_up_to_date_but_an_edite
 
 def test_the_demo_runs_until_the_hris_and_stops_there_with_a_recorded_reason(db, settings, tmp_path, engine,
                                                                                django_capture_on_commit_callbacks):
+    settings.DEMO_HRIS = False
     """`seed_demo` sets the demo up for the judged request (current workflow; the demo Manager is Dana, so the
     organization keeps its five members). With no BambooHR credential the HRIS step is refused and recorded (tool
     call and audit), the email and invitations are skipped, nothing is sent, and the run fails naming the HRIS
@@ -381,3 +382,63 @@ def test_the_demo_runs_until_the_hris_and_stops_there_with_a_recorded_reason(db,
     parent = Task.objects.for_org(demo).get(pk=started.run.task_id)
     assert parent.status == "failed"
     assert "Create Maria Lopez in the HRIS" in parent.failure_reason
+
+
+@pytest.fixture
+def demo_hris(settings, tmp_path):
+    """The local HRIS stand-in as `runstack` serves it in development, on a free loopback port."""
+    import threading
+
+    from tools.standins.bamboohr import BambooHRStandIn, EmployeeStore, make_server
+
+    settings.DEMO_HRIS = True
+    app = BambooHRStandIn(api_key=settings.DEMO_HRIS_API_KEY, store=EmployeeStore(tmp_path / "hris.json"))
+    server = make_server("127.0.0.1", 0, app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.TOOLS_INTEGRATION_URLS = {"bamboohr": app.public_base}
+    yield app
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_demo_completes_the_judged_request_offline_against_the_local_hris(
+    db, settings, tmp_path, engine, demo_hris, django_capture_on_commit_callbacks
+):
+    """With the stand-in on (development's default) `seed_demo` connects the demo to it once (an encrypted,
+    audited credential), and the judged request runs to the end: the letter, the Director's approval, Maria
+    created in the HRIS through the real BambooHR client, the welcome email, both invitations, the run
+    completed, each side effect a ToolCall with its audit event."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())  # idempotent: one credential
+    demo = Organization.objects.get(slug="demo")
+    from tools.models import IntegrationCredential
+
+    credential = IntegrationCredential.objects.for_org(demo).get(provider="bamboohr")
+    assert settings.DEMO_HRIS_API_KEY.encode() not in bytes(credential.ciphertext)
+    assert AuditEvent.objects.for_org(demo).filter(action="credential.created").count() == 1
+    requester = User.objects.get(email="member@demo.staffer.local")
+    director = User.objects.get(email="admin@demo.staffer.local")
+    started, _ = onboarding_request_start(organization=demo, actor=requester, text=JUDGED_REQUEST)
+    engine.drain()
+    from accounts.services.approvals import approval_decide
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(approval=approval_of(steps_of(started.run)["director_approval"]), actor=director,
+                        approve=True, reason="fine")
+    engine.drain()
+    steps = steps_of(started.run)
+    assert {k: steps[k].status for k in STEPS} == dict.fromkeys(STEPS, "completed"), {
+        k: steps[k].failure_reason for k in STEPS}
+    [employee] = demo_hris.store.all(settings.DEMO_HRIS_COMPANY)
+    assert (employee["firstName"], employee["lastName"], employee["status"]) == ("Maria", "Lopez", "Active")
+    assert employee["jobTitle"] == "QA engineer"
+    assert employee["workEmail"] == "maria.lopez@demo.staffer.local"
+    assert steps["hris"].result["employee_id"] == employee["id"]
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert subjects == ["Invitation: 1:1 Maria / Dana Whitfield", "Invitation: Welcome, Maria Lopez: first day",
+                        "Welcome aboard, Maria!"]
+    assert Task.objects.for_org(demo).get(pk=started.run.task_id).status == "completed"
+    for call in ToolCall.objects.for_org(demo):
+        assert call.outcome == "succeeded", (call.tool_name, call.reason)
+        assert AuditEvent.objects.for_org(demo).filter(target_id=str(call.pk), action__startswith="tool.").exists()
