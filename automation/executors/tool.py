@@ -29,6 +29,7 @@ from automation.executors.registry import register_executor
 
 if TYPE_CHECKING:
     from accounts.models import ApprovalRequest
+    from automation.models import Task
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,17 @@ class ToolBackend(Protocol):
     def invoke(self, *, context: ExecutionContext, name: str, arguments: dict[str, Any],
                idempotency_key: str) -> ToolAnswer:
         """Run the tool for the task in ``context``."""
+
+
+def tool_call_key(task: Task, name: str) -> str:
+    """The idempotency key of ``task``'s call to ``name``: one per retry generation.
+
+    Redelivery, a lost lease or an engine retry of the same generation replay
+    the stored outcome (one email, one payment). A person retrying the failed
+    task starts a new generation, so the tool is called again.
+    """
+    key = f"task:{task.pk}:tool:{name}"
+    return f"{key}:retry:{task.retry_generation}" if task.retry_generation else key
 
 
 class ToolExecutor(BaseExecutor):
@@ -77,7 +89,7 @@ class ToolExecutor(BaseExecutor):
         name = context.parameters["tool"]
         answer = self.backend.invoke(
             context=context, name=name, arguments=context.parameters.get("arguments", {}),
-            idempotency_key=f"task:{context.task.pk}:tool:{name}",
+            idempotency_key=tool_call_key(context.task, name),
         )
         context.log(f"tool {name}: {answer.status}" + (f" ({answer.reason})" if answer.reason else ""))
         if answer.status == "succeeded":
@@ -142,7 +154,7 @@ class ToolsAppBackend:
             # The call with this step's key already ended so; asking again replays the same answer forever.
             return ToolAnswer("failed", retryable=False, reason=(
                 f"{result.reason or result.outcome} (call #{result.tool_call.pk if result.tool_call else '?'} "
-                "of an earlier attempt; it is not repeated)"))
+                "of an earlier attempt; it is not repeated by itself: retry the task to call the tool again)"))
         if result.outcome in (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.RUNNING):
             return ToolAnswer("failed", reason=result.reason or str(result.outcome), retryable=True)
         return ToolAnswer("refused", reason=f"{result.code}: {result.reason}",

@@ -123,6 +123,11 @@ class Task(OrganizationOwned):
     failure_reason = models.TextField(blank=True)
     retry_count = models.PositiveIntegerField(default=0)
     max_retries = models.PositiveIntegerField(default=3)
+    retry_generation = models.PositiveIntegerField(
+        default=0,
+        help_text="How many times a person retried this task after it failed. A tool step's idempotency key "
+                  "carries it: the engine's own re-runs replay the stored outcome, a person's retry calls again.",
+    )
     attempt_count = models.PositiveIntegerField(default=0)
     estimated_duration = models.DurationField(null=True, blank=True)
     actual_duration = models.DurationField(null=True, blank=True)

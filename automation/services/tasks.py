@@ -377,7 +377,9 @@ def _cancel_subtasks(parent: Task, *, actor: User | None, actor_label: str) -> N
 def task_retry(*, task: Task, actor: User | None, actor_label: str = "") -> Task:
     """Run a failed task again; what was skipped or blocked because of it waits for it again.
 
-    The retry budget starts over. The task is queued at once when its
+    The retry budget starts over, and a new retry generation begins: a tool
+    step calls its tool again (a new idempotency key) instead of replaying the
+    stored failure, which is what the person asked for. The task is queued at once when its
     dependencies are done; a parent that failed because of this subtask
     goes back to waiting for its subtasks.
     """
@@ -387,7 +389,8 @@ def task_retry(*, task: Task, actor: User | None, actor_label: str = "") -> Task
             raise InvalidInput(f"task {task.label} is {task.status}; only a failed task can be retried",
                                field="status", code="illegal_transition")
         task_transition(task=task, to=S.PENDING, actor=actor, actor_label=actor_label, reason="retry requested",
-                        fields={"retry_count": 0, "release_approved": True})
+                        fields={"retry_count": 0, "release_approved": True,
+                                "retry_generation": task.retry_generation + 1})
         if _actor(actor) is not None:
             audit_record(organization=task.organization, actor=actor, action="task.retried", target=task)
         graph.reopen_downstream(task, actor=actor, actor_label=actor_label)
