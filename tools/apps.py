@@ -7,7 +7,7 @@ class ToolsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.approvals import register_approval_handler
-        from tools import builtin
+        from tools import builtin, checks  # noqa: F401 - registers the system checks
         from tools.approvals import on_tool_call_decided
 
         builtin.register_all()

@@ -6,7 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 # Checked before the base settings load, so that a missing server is an error
 # rather than a reason to start an embedded one.
-for _name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"):
+for _name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "STAFFER_CREDENTIAL_KEYS"):
     if not os.environ.get(_name, "").strip():
         raise ImproperlyConfigured(f"Set the {_name} environment variable")
 

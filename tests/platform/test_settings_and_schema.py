@@ -15,6 +15,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 30 + "-production-secret-for-the-check-0123456789",
     "ALLOWED_HOSTS": "staffer.example.com",
     "REDIS_URL": "redis://127.0.0.1:6390/0",
+    "STAFFER_CREDENTIAL_KEYS": "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
 }
 
 
@@ -35,12 +36,22 @@ def _production_env(**overrides: str) -> dict[str, str]:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
+                                     "STAFFER_CREDENTIAL_KEYS"])
 def test_production_refuses_to_start_without(missing):
     """Production settings refuse to load when a required variable is unset."""
     result = _manage("check", env=_production_env(**{missing: ""}))
     assert result.returncode != 0
     assert f"Set the {missing} environment variable" in result.stderr
+
+
+@pytest.mark.django_db
+def test_production_refuses_a_malformed_credential_key():
+    """A key that is not 32 bytes of base64 stops `check` (and so `migrate`) with the reason, before any use."""
+    result = _manage("check", env=_production_env(STAFFER_CREDENTIAL_KEYS="k1:dG9vLXNob3J0"))
+    assert result.returncode != 0
+    assert "tools.E001" in result.stderr
+    assert "must be 32 bytes (AES-256), not 9" in result.stderr
 
 
 @pytest.mark.django_db
