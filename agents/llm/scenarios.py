@@ -25,7 +25,11 @@ entries of the role are filtered by ``step`` (an exact match beats an entry
 without a step) and by ``turn``, ``attempt`` and ``exchange`` (number of user
 messages): an entry applies when each value it names is at most the current
 one, and the most specific applies (step, then the highest turn, attempt,
-exchange). With no match the ``fallback`` scenario answers.
+exchange, then the most ``tools``). An entry naming ``tools: [a, b]`` applies
+only when each of them is offered in the call (a ``- name:`` line of the tool
+catalogue in a system message, as the Manager's prompt lists the tools the
+requester may use): a plan can use an integration only where it is connected,
+as a real model would. With no match the ``fallback`` scenario answers.
 
 Strings may hold ``{{request}}``, ``{{memory}}`` (the text inside the first
 ``<memory>…</memory>`` block of the messages) and ``{{tool_result}}`` (the
@@ -48,6 +52,7 @@ FALLBACK = "fallback"
 ROLES = frozenset({"manager", "employee", "supervisor", "classifier", "extractor", "assistant", "system"})
 
 _MEMORY_BLOCK = re.compile(r"<memory[^>]*>(.*?)</memory>", re.DOTALL | re.IGNORECASE)
+_CATALOGUE_LINE = re.compile(r"^- ([a-z][a-z0-9_]*):", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{\{\s*(request|memory|tool_result)\s*\}\}")
 
 
@@ -70,6 +75,7 @@ class Entry:
     exchange: int | None = None
     content: Any = None
     tool_calls: tuple[ScriptedToolCall, ...] = ()
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,9 @@ def _parse_entry(raw: Any, path: str) -> Entry:
     if raw.get("content") is None and not calls:
         raise ScenarioError(f"{path}: a {role} response needs content or tool_calls")
     step = raw.get("step")
+    tools = raw.get("tools") or []
+    if not isinstance(tools, list) or not all(isinstance(t, str) and t for t in tools):
+        raise ScenarioError(f"{path}: tools must be a list of tool names")
     return Entry(
         role=role,
         step=str(step) if step is not None else None,
@@ -147,6 +156,7 @@ def _parse_entry(raw: Any, path: str) -> Entry:
         exchange=_positive_int(raw.get("exchange"), "exchange", path),
         content=raw.get("content"),
         tool_calls=tuple(calls),
+        tools=tuple(tools),
     )
 
 
@@ -217,9 +227,21 @@ def _counters(messages: list[dict[str, Any]]) -> tuple[int, int]:
     return turn, exchange
 
 
-def _pick(entries: list[Entry], *, step: str, attempt: int, turn: int, exchange: int) -> Entry | None:
+def offered_tools(messages: list[dict[str, Any]]) -> frozenset[str]:
+    """The tool names a system message's catalogue lists (``- name: description`` lines)."""
+    names: set[str] = set()
+    for message in messages:
+        if message.get("role") == "system":
+            names.update(_CATALOGUE_LINE.findall(_text(message)))
+    return frozenset(names)
+
+
+def _pick(entries: list[Entry], *, step: str, attempt: int, turn: int, exchange: int,
+          offered: frozenset[str] = frozenset()) -> Entry | None:
     def applies(entry: Entry) -> bool:
         if entry.step is not None and entry.step != step:
+            return False
+        if not offered.issuperset(entry.tools):
             return False
         return all(
             wanted is None or wanted <= current
@@ -231,7 +253,7 @@ def _pick(entries: list[Entry], *, step: str, attempt: int, turn: int, exchange:
         return None
     return max(
         candidates,
-        key=lambda e: (e.step is not None, e.turn or 0, e.attempt or 0, e.exchange or 0),
+        key=lambda e: (e.step is not None, e.turn or 0, e.attempt or 0, e.exchange or 0, len(e.tools)),
     )
 
 
@@ -269,7 +291,8 @@ def script_reply(request: ScriptRequest, scenarios: dict[str, Scenario] | None =
     scenarios = scenarios if scenarios is not None else load_scenarios()
     scenario = select_scenario(request, scenarios)
     turn, exchange = _counters(request.messages)
-    counters = {"step": request.step, "attempt": max(1, request.attempt), "turn": turn, "exchange": exchange}
+    counters = {"step": request.step, "attempt": max(1, request.attempt), "turn": turn, "exchange": exchange,
+                "offered": offered_tools(request.messages)}
     entry = _pick([e for e in scenario.entries if e.role == request.role], **counters)
     matched = entry is not None
     if entry is None:

@@ -82,6 +82,24 @@ def test_onboarding_plan_is_an_acyclic_dag_over_named_tools():
     assert steps["offer_letter"]["needs_approval"] is True
 
 
+def test_an_entry_naming_tools_applies_only_where_the_catalogue_offers_them():
+    """The Manager's second exchange plans the HRIS step only when its system prompt lists hris_create_employee
+    (a connected HRIS); with the tool missing from the catalogue the plan leaves it out."""
+    def plan_ids(catalogue: str) -> list[str]:
+        messages = [{"role": "system", "content": f"You are the Manager.\nTools available to the requester:\n"
+                                                  f"{catalogue}"}, user(ONBOARD), user("What the business knows")]
+        reply = script_reply(ScriptRequest(role="manager", step="plan", messages=messages))
+        return [step["id"] for step in json.loads(reply.content)["steps"]]
+
+    connected = "- documents_generate: Make a document.\n- hris_create_employee: Add an employee.\n"
+    assert plan_ids(connected) == ["draft_offer_letter", "create_hris_record", "send_welcome_email",
+                                   "schedule_first_day"]
+    assert plan_ids("- documents_generate: Make a document.\n") == ["draft_offer_letter", "send_welcome_email",
+                                                                    "schedule_first_day"]
+    assert plan_ids("Mention hris_create_employee in prose only.") == ["draft_offer_letter", "send_welcome_email",
+                                                                      "schedule_first_day"]
+
+
 def test_employee_tool_loop_then_summary_by_turn():
     """Turn 1 of a step calls its tool; once a tool result is in the conversation the step reports it."""
     first = script_reply(ScriptRequest(role="employee", step="hris_record", messages=[user(ONBOARD)]))
@@ -167,6 +185,7 @@ def test_a_role_missing_from_a_scenario_is_answered_by_the_fallback():
         ({"name": "x", "responses": [{"role": "employee"}]}, "needs content or tool_calls"),
         ({"name": "x", "responses": [{"role": "employee", "turn": 0, "content": "x"}]}, "positive integer"),
         ({"name": "x", "responses": [{"role": "employee", "tool_calls": [{"arguments": {}}]}]}, "needs a name"),
+        ({"name": "x", "responses": [{"role": "manager", "tools": "hris", "content": "x"}]}, "list of tool names"),
     ],
 )
 def test_malformed_scenarios_are_refused_with_the_reason(data, message):

@@ -106,6 +106,43 @@ def test_onboarding_request_is_planned_approved_run_revised_approved_and_complet
     assert "Scripted model" in scripted.metadata["label"]
 
 
+def test_where_the_hris_is_connected_the_plan_creates_maria_there_before_the_email(world, settings, tmp_path):
+    """With a BambooHR connection the Manager's catalogue offers hris_create_employee, so the plan adds the HRIS
+    step after the approved letter and before the email and the meetings; the employee is created once through
+    the real client (here against the local HRIS), and the request completes."""
+    from tests.support.hris import KEY, Running
+    from tools.services.credentials import credential_create
+
+    org = world.organization
+    hris = Running(tmp_path / "hris.json")
+    settings.TOOLS_INTEGRATION_URLS = {"bamboohr": hris.base}
+    credential_create(organization=org, actor=world.admin, provider="bamboohr",
+                      secret={"api_key": KEY, "company_domain": "acme"})
+    try:
+        say(world, ONBOARD)
+        root = chat_task(world)
+        plan = latest_plan(root)
+        assert [s["id"] for s in plan.steps] == [
+            "draft_offer_letter", "create_hris_record", "send_welcome_email", "schedule_first_day"]
+        assert {s["id"]: s["depends_on"] for s in plan.steps}["send_welcome_email"] == ["create_hris_record"]
+        drain(org)
+        decide(pending_approvals(org, "plan")[0], world.admin)
+        drain(org)
+        assert hris.app.store.all("acme") == []  # nothing reaches the HRIS before the letter is approved
+        decide(pending_approvals(org, "task")[0], world.admin)
+        drain(org)
+        root = fresh(root)
+        assert root.status == TaskStatus.COMPLETED, root.failure_reason
+        [employee] = hris.app.store.all("acme")
+        assert (employee["firstName"], employee["lastName"], employee["hireDate"], employee["supervisor"]) == (
+            "Maria", "Lopez", "2027-03-01", "Dana Whitfield")
+        created = ToolCall.objects.for_org(org).get(tool_name="hris_create_employee")
+        assert created.outcome == "succeeded"
+        assert ToolCall.objects.for_org(org).get(tool_name="email_send").pk > created.pk
+    finally:
+        hris.close()
+
+
 def test_revisions_are_numbered_in_events(world):
     """The Supervisor's revise verdict starts revision 2 and says so ("Revision 2 of 3")."""
     org = world.organization

@@ -387,18 +387,13 @@ def test_the_demo_runs_until_the_hris_and_stops_there_with_a_recorded_reason(db,
 @pytest.fixture
 def demo_hris(settings, tmp_path):
     """The local HRIS stand-in as `runstack` serves it in development, on a free loopback port."""
-    import threading
-
-    from tools.standins.bamboohr import BambooHRStandIn, EmployeeStore, make_server
+    from tests.support.hris import Running
 
     settings.DEMO_HRIS = True
-    app = BambooHRStandIn(api_key=settings.DEMO_HRIS_API_KEY, store=EmployeeStore(tmp_path / "hris.json"))
-    server = make_server("127.0.0.1", 0, app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.TOOLS_INTEGRATION_URLS = {"bamboohr": app.public_base}
-    yield app
-    server.shutdown()
-    server.server_close()
+    running = Running(tmp_path / "hris.json", api_key=settings.DEMO_HRIS_API_KEY)
+    settings.TOOLS_INTEGRATION_URLS = {"bamboohr": running.base}
+    yield running.app
+    running.close()
 
 
 def test_the_demo_completes_the_judged_request_offline_against_the_local_hris(

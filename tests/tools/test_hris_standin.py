@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import sys
-import threading
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.platform.test_settings_and_schema import ROOT, _production_env
+from tests.support.hris import KEY, Running
 from tools.services.compensation import compensate_group
 from tools.services.credentials import credential_create
 from tools.services.invocation import invoke_tool
-from tools.standins.bamboohr import MAX_BODY, BambooHRStandIn, EmployeeStore, make_server
+from tools.standins.bamboohr import MAX_BODY, EmployeeStore
 from tools.types import InvocationContext, Outcome
 
-KEY = "standin-key-0123"
 MARIA = {"first_name": "Maria", "last_name": "Lopez", "job_title": "QA engineer", "hire_date": "2027-03-01"}
-
-
-class Running:
-    def __init__(self, data: Path) -> None:
-        self.app = BambooHRStandIn(api_key=KEY, store=EmployeeStore(data))
-        self.server = make_server("127.0.0.1", 0, self.app)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = self.app.public_base
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def request(self, method: str, path: str, body: bytes | None = None, key: str = KEY) -> tuple[int, dict, bytes]:
-        auth = base64.b64encode(f"{key}:x".encode()).decode()
-        req = urllib.request.Request(f"{self.base}{path}", data=body, method=method,
-                                     headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
 
 
 @pytest.fixture
