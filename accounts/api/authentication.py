@@ -13,7 +13,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Api-Key stf_…`` (or ``Bearer stf_…``).
 
     The user is the key's creator; the key's own scopes and organization bind
-    what it may do (see ``OrgScopedViewSet``).
+    what it may do (see ``OrgScopedViewSet``). A refused key is charged to the
+    client IP's anonymous rate, so guessing keys ends in 429.
     """
 
     keywords = ("api-key", "bearer")
@@ -30,6 +31,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("the Authorization header has no key")
         api_key = api_key_authenticate(secret)
         if api_key is None or not api_key.created_by.is_active:
+            from accounts.api.throttling import UserOrApiKeyRateThrottle  # it reads keys from requests
+
+            throttle = UserOrApiKeyRateThrottle()
+            if not throttle.charge_refused_key(request):
+                raise exceptions.Throttled(wait=throttle.wait())
             raise exceptions.AuthenticationFailed("this API key is unknown, revoked or expired")
         return api_key.created_by, api_key
 

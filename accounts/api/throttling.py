@@ -35,6 +35,25 @@ class UserOrApiKeyRateThrottle(SimpleRateThrottle):
     def __init__(self) -> None:  # rate is chosen per request in allow_request
         pass
 
+    def charge_refused_key(self, request: Request) -> bool:
+        """Charge a request with an unknown, revoked or expired key to its IP's ``anon`` budget.
+
+        Called while authenticating (so ``request.user`` must not be touched):
+        guessing keys costs the same budget as any anonymous request, and past
+        it the answer is 429 instead of another 401.
+        """
+        self.scope = "anon"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        self.key = self.cache_format % {"scope": self.scope, "ident": f"ip:{self.get_ident(request)}"}
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            return self.throttle_failure()
+        return self.throttle_success()
+
     def get_rate(self) -> str | None:
         # Read the rates now, not at import, so settings (and overrides in tests) apply.
         try:

@@ -62,6 +62,23 @@ def test_user_and_key_budgets_are_independent(low_rates, tenant_a, client_for):
     assert client_for(tenant_a.viewer).get(url).status_code == 200  # another person
 
 
+def test_guessing_keys_is_charged_to_the_ip_and_ends_in_429(low_rates, tenant_a):
+    """Unknown keys answer 401 until the IP's anonymous budget is spent, then 429 with Retry-After; a valid key
+    from the same IP still works (its own budget) and another IP is not affected."""
+    url = f"/api/v1/orgs/{tenant_a.slug}/members/"
+    guesser = _key_client("stf_not_a_real_key_0000000000000000")
+    assert _statuses(guesser, url, 2) == [401, 401]
+    throttled = guesser.get(url)
+    assert throttled.status_code == 429
+    assert 0 < int(throttled["Retry-After"]) <= 60
+    assert _key_client("stf_another_guess").get(url).status_code == 429  # per IP, whatever the key
+    _key, secret = make_api_key(tenant_a.organization, tenant_a.admin, scopes=[Scope.MEMBERS_READ])
+    assert _key_client(secret).get(url).status_code == 200
+    elsewhere = APIClient(REMOTE_ADDR="203.0.113.9")
+    elsewhere.credentials(HTTP_AUTHORIZATION="Api-Key stf_wrong")
+    assert elsewhere.get(url).status_code == 401
+
+
 def test_rates_are_configurable_in_settings():
     """The rates come from settings (THROTTLE_RATE_* environment variables in deployment)."""
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
