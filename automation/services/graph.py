@@ -110,7 +110,13 @@ def add_edge(*, task: Task, depends_on: Task) -> TaskDependency:
 
 
 def auto_release(task: Task) -> bool:
-    """Whether the engine queues this task by itself once its dependencies are done."""
+    """Whether the engine queues this task by itself once its dependencies are done.
+
+    Never a manual task: a person does it (a retried manual task goes back to
+    pending for them, it is not run by the engine).
+    """
+    if task.execution_type == ExecutionType.MANUAL:
+        return False
     return task.execution_type == ExecutionType.FULLY_AUTOMATED or bool(task.release_approved)
 
 
