@@ -30,6 +30,19 @@ class UnscopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return self.model.objects.dangerously_unscoped()  # type: ignore[attr-defined]
 
 
+class ReadOnlyAdmin(UnscopedAdmin):
+    """Rows change only through their services: the admin lists and shows them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ["email"]

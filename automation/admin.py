@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from accounts.admin import UnscopedAdmin
+from accounts.admin import ReadOnlyAdmin
 from accounts.errors import ServiceError
 from accounts.models import Membership
 from accounts.roles import Scope
@@ -23,17 +23,6 @@ from automation.models import CircuitBreaker, Schedule, Task, TaskRun, Trigger, 
 from automation.services.schedules import schedule_update
 from automation.services.tasks import task_retry
 from automation.services.triggers import trigger_update
-
-
-class ReadOnlyAdmin(UnscopedAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _apply(admin_view: admin.ModelAdmin, request: HttpRequest, rows: QuerySet[Any], *, scope: str,  # type: ignore[type-arg]

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from accounts.admin import UnscopedAdmin
+from accounts.admin import ReadOnlyAdmin
 from tools.models import BudgetAlert, IntegrationCredential, PaymentBudget, PaymentTransaction, ToolCall, ToolSetting
-
-
-class ReadOnlyAdmin(UnscopedAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ToolCall)
