@@ -28,7 +28,7 @@ from automation.executors.base import BaseExecutor, ExecutionContext, ExecutionR
 from automation.executors.registry import register_executor
 
 if TYPE_CHECKING:
-    from accounts.models import ApprovalRequest
+    from accounts.models import ApprovalRequest, Organization
     from automation.models import Task
 
 
@@ -52,16 +52,27 @@ class ToolBackend(Protocol):
                idempotency_key: str) -> ToolAnswer:
         """Run the tool for the task in ``context``."""
 
+    def failed_knowingly(self, organization: Organization, idempotency_key: str) -> bool:
+        """Whether the call stored under the key failed with a known outcome (so calling again is safe)."""
 
-def tool_call_key(task: Task, name: str) -> str:
-    """The idempotency key of ``task``'s call to ``name``: one per retry generation.
 
-    Redelivery, a lost lease or an engine retry of the same generation replay
-    the stored outcome (one email, one payment). A person retrying the failed
-    task starts a new generation, so the tool is called again.
+def tool_call_key(task: Task, name: str, backend: ToolBackend) -> str:
+    """The idempotency key of ``task``'s call to ``name`` in this retry generation.
+
+    Redelivery, a lost lease or an engine retry reuse the key and so replay
+    the stored outcome (one email, one payment). A person's retry of the
+    failed task moves to a new key, so the tool is called again, but only
+    past calls whose failure is known: one whose outcome is unknown (the
+    worker died during it, it timed out, it still runs) keeps its key, so it
+    is never repeated blindly.
     """
-    key = f"task:{task.pk}:tool:{name}"
-    return f"{key}:retry:{task.retry_generation}" if task.retry_generation else key
+    base = f"task:{task.pk}:tool:{name}"
+    key = base
+    for generation in range(1, task.retry_generation + 1):
+        if not backend.failed_knowingly(task.organization, key):
+            break
+        key = f"{base}:retry:{generation}"
+    return key
 
 
 class ToolExecutor(BaseExecutor):
@@ -89,7 +100,7 @@ class ToolExecutor(BaseExecutor):
         name = context.parameters["tool"]
         answer = self.backend.invoke(
             context=context, name=name, arguments=context.parameters.get("arguments", {}),
-            idempotency_key=tool_call_key(context.task, name),
+            idempotency_key=tool_call_key(context.task, name, self.backend),
         )
         context.log(f"tool {name}: {answer.status}" + (f" ({answer.reason})" if answer.reason else ""))
         if answer.status == "succeeded":
@@ -127,6 +138,17 @@ class ToolsAppBackend:
             )
         return None
 
+    UNKNOWN_OUTCOME_CODES = frozenset({"interrupted", "timeout"})
+
+    def failed_knowingly(self, organization: Organization, idempotency_key: str) -> bool:
+        from tools.models import ToolCall
+        from tools.types import Outcome
+
+        call = (ToolCall.objects.for_org(organization).filter(claimed=True, idempotency_key=idempotency_key)
+                .values("outcome", "reason_code").first())
+        return (call is not None and call["outcome"] == Outcome.FAILED
+                and call["reason_code"] not in self.UNKNOWN_OUTCOME_CODES)
+
     def invoke(self, *, context: ExecutionContext, name: str, arguments: dict[str, Any],
                idempotency_key: str) -> ToolAnswer:
         from accounts.models import Organization
@@ -152,9 +174,12 @@ class ToolsAppBackend:
             return ToolAnswer("needs_approval", reason=result.reason)
         if result.outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and result.replayed:
             # The call with this step's key already ended so; asking again replays the same answer forever.
+            unknown = result.outcome == Outcome.TIMED_OUT or result.code in self.UNKNOWN_OUTCOME_CODES
+            advice = ("its outcome is unknown, so it is never repeated: check with the provider first" if unknown
+                      else "it is not repeated by itself: retry the task to call the tool again")
             return ToolAnswer("failed", retryable=False, reason=(
                 f"{result.reason or result.outcome} (call #{result.tool_call.pk if result.tool_call else '?'} "
-                "of an earlier attempt; it is not repeated by itself: retry the task to call the tool again)"))
+                f"of an earlier attempt; {advice})"))
         if result.outcome in (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.RUNNING):
             return ToolAnswer("failed", reason=result.reason or str(result.outcome), retryable=True)
         return ToolAnswer("refused", reason=f"{result.code}: {result.reason}",

@@ -185,7 +185,7 @@ def test_subflow_steps_are_validated_at_creation(tenant_a):
 
 
 def test_a_dependency_finishing_while_an_edge_to_it_is_added_still_releases_the_dependent(transactional_db,
-                                                                                           tenant_a):
+                                                                                           tenant_a, engine):
     """The race a fast worker hits: A completes in one transaction while C is created waiting for A in another.
 
     Neither may miss the other: C's creation waits for A's completion to

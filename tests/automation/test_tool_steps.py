@@ -47,9 +47,9 @@ def _status(task: Task) -> str:
 
 def test_a_failed_tool_step_is_replayed_by_the_engine_but_called_again_when_a_person_retries(tenant_a, engine,
                                                                                             provider):
-    """The provider's 503 fails the step (the outcome is unknown, so nothing retries blindly); running the same
-    attempt again replays the stored failure without a second send; a person's retry starts a new generation
-    and calls the tool again, which succeeds; a further re-run of that generation replays its success."""
+    """The provider's 503 fails the step; running the same attempt again replays the stored failure without a
+    second send; a person's retry starts a new generation and calls the tool again, which succeeds; a further
+    re-run of that generation replays its success."""
     org = tenant_a.organization
     task = make_task(org, title="Tell the team", actor=tenant_a.manager, executor="tool", max_retries=0,
                      parameters={"tool": "t_notify", "arguments": {"text": "release is out"}})
@@ -66,7 +66,7 @@ def test_a_failed_tool_step_is_replayed_by_the_engine_but_called_again_when_a_pe
     context = Context()
     context.task = task
     replay = ToolsAppBackend().invoke(context=context, name="t_notify", arguments={"text": "release is out"},
-                                      idempotency_key=tool_call_key(task, "t_notify"))
+                                      idempotency_key=tool_call_key(task, "t_notify", ToolsAppBackend()))
     assert replay.status == "failed"
     assert "retry the task to call the tool again" in replay.reason
     assert provider.sends == ["release is out"]
@@ -82,6 +82,37 @@ def test_a_failed_tool_step_is_replayed_by_the_engine_but_called_again_when_a_pe
     assert keys == [(f"task:{task.pk}:tool:t_notify", "failed"), (f"task:{task.pk}:tool:t_notify:retry:1",
                                                                   "succeeded")]
     again = ToolsAppBackend().invoke(context=context, name="t_notify", arguments={"text": "release is out"},
-                                     idempotency_key=tool_call_key(task, "t_notify"))
+                                     idempotency_key=tool_call_key(task, "t_notify", ToolsAppBackend()))
     assert again.status == "succeeded"
     assert len(provider.sends) == 2
+
+
+def test_a_call_whose_outcome_is_unknown_is_not_repeated_even_by_a_persons_retry(tenant_a, engine):
+    """The call timed out: whether it took effect is unknown, so a person's retry does not send again; the
+    retried step fails at once, saying the earlier call is not repeated."""
+    from tools.errors import ToolTimeout
+
+    sends: list[str] = []
+
+    def slow(ctx, args):
+        sends.append(args["text"])
+        raise ToolTimeout("the provider did not answer within 30 s")
+
+    registry.register(Tool(
+        name="t_slow_notify", description="Notify the team.", handler=slow, side_effect=SideEffect.EXTERNAL,
+        parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    ), replace=True)
+    try:
+        org = tenant_a.organization
+        task = make_task(org, title="Tell the team", actor=tenant_a.manager, executor="tool", max_retries=0,
+                         parameters={"tool": "t_slow_notify", "arguments": {"text": "release is out"}})
+        engine.drain()
+        assert _status(task) == TaskStatus.FAILED
+        services.task_retry(task=task, actor=tenant_a.manager)
+        engine.drain()
+        assert _status(task) == TaskStatus.FAILED
+        assert "its outcome is unknown, so it is never repeated: check with the provider" in task.failure_reason
+        assert sends == ["release is out"]
+        assert ToolCall.objects.for_org(org).filter(tool_name="t_slow_notify", claimed=True).count() == 1
+    finally:
+        registry.unregister("t_slow_notify")
