@@ -207,7 +207,7 @@ def main() -> None:
         sink.refresh_from_db()
         root.refresh_from_db()
         span = (sink.completed_at - root.queued_at).total_seconds()
-        print(f"1,000-node DAG: root released → last completion {span:.1f} s "
+        print(f"{len(nodes):,}-node DAG: root released → last completion {span:.1f} s "
               f"({len(nodes) / span:.0f} tasks/s; wall {time.monotonic() - t0:.1f} s)")
 
         # --- 4. drain 10,000 queued tasks -------------------------------------------------
@@ -222,7 +222,7 @@ def main() -> None:
         started = worker.start()
         wait_done(drain, timeout=3600)
         elapsed = time.monotonic() - started
-        print(f"10,000 queued tasks drained in {elapsed:.1f} s after the worker started "
+        print(f"{args.drain:,} queued tasks drained in {elapsed:.1f} s after the worker started "
               f"({args.drain / elapsed:.0f} tasks/s)")
     finally:
         stop.set()
