@@ -14,11 +14,12 @@ app.autodiscover_tasks()
 
 
 def _connect_signals() -> None:
-    from celery.signals import worker_ready
+    from celery.signals import worker_process_init, worker_ready
 
-    from config import heartbeat
+    from config import heartbeat, warmup
 
     worker_ready.connect(heartbeat.on_worker_ready, weak=False)
+    worker_process_init.connect(warmup.on_worker_process_init, weak=False)
 
 
 _connect_signals()

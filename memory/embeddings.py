@@ -75,6 +75,12 @@ def load_model(name: str | None = None) -> Any:
     return model
 
 
+def warm() -> None:
+    """Load the configured model now (a worker's warm-up); nothing when another embedder is configured."""
+    if not conf.embedder_path():
+        load_model()
+
+
 def is_loaded(name: str | None = None) -> bool:
     return (name or conf.embedding_model()) in _models
 

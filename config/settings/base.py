@@ -305,6 +305,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Loaded in the background by each worker process as it starts (config/warmup.py), so the first
+# chat plan or memory search does not wait for them.
+WORKER_WARMUPS = env.list("STAFFER_WORKER_WARMUPS", default=[
+    "memory.embeddings.warm",
+    "agents.llm.router.litellm_module",
+])
 WORKER_HEARTBEAT_SECONDS = 10
 WORKER_HEARTBEAT_TTL = 30
 

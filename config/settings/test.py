@@ -17,3 +17,5 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"user": "100000/hour", "apikey": "100000/hour", "anon": "100000/hour"},
 }
+# Test workers start cold (the suite's timing stays as it was); tests/platform/test_warmup.py sets its own.
+WORKER_WARMUPS = env.list("STAFFER_WORKER_WARMUPS", default=[])
