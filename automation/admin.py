@@ -74,42 +74,51 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     raw_id_fields = ["task"]
 
 
+class PausableAdmin(ReadOnlyAdmin):
+    """Pause / resume actions through the row's own update service (``enabled``)."""
+
+    actions = ["pause_selected", "resume_selected"]
+    noun = ""
+
+    def set_enabled(self, row: Any, *, actor: Any, enabled: bool) -> Any:
+        raise NotImplementedError
+
+    def _toggle(self, request: HttpRequest, queryset: QuerySet[Any], *, enabled: bool) -> None:
+        _apply(self, request, queryset, scope=Scope.SCHEDULES_WRITE,
+               verb=f"{self.noun}(s) {'resumed' if enabled else 'paused'}",
+               change=lambda row: self.set_enabled(row, actor=request.user, enabled=enabled))
+
+    @admin.action(description="Pause the selected rows")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._toggle(request, queryset, enabled=False)
+
+    @admin.action(description="Resume the selected rows (a schedule's next run is computed from now)")
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._toggle(request, queryset, enabled=True)
+
+
 @admin.register(Schedule)
-class ScheduleAdmin(ReadOnlyAdmin):
+class ScheduleAdmin(PausableAdmin):
     list_display = ["id", "name", "organization", "kind", "cron_expression", "interval_seconds", "timezone",
                     "enabled", "next_run_at", "last_run_at", "run_count", "last_error"]
     list_filter = ["kind", "enabled", "missed_run_policy"]
     search_fields = ["name", "task_title", "event_name"]
-    actions = ["pause_selected", "resume_selected"]
+    noun = "schedule"
 
-    @admin.action(description="Pause the selected schedules")
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        _apply(self, request, queryset, scope=Scope.SCHEDULES_WRITE, verb="schedule(s) paused",
-               change=lambda row: schedule_update(schedule=row, actor=request.user, enabled=False))  # type: ignore[arg-type]
-
-    @admin.action(description="Resume the selected schedules (the next run is computed from now)")
-    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        _apply(self, request, queryset, scope=Scope.SCHEDULES_WRITE, verb="schedule(s) resumed",
-               change=lambda row: schedule_update(schedule=row, actor=request.user, enabled=True))  # type: ignore[arg-type]
+    def set_enabled(self, row: Any, *, actor: Any, enabled: bool) -> Any:
+        return schedule_update(schedule=row, actor=actor, enabled=enabled)
 
 
 @admin.register(Trigger)
-class TriggerAdmin(ReadOnlyAdmin):
+class TriggerAdmin(PausableAdmin):
     list_display = ["id", "name", "organization", "kind", "event_name", "enabled", "last_fired_at", "fire_count"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "event_name", "task_title"]
     exclude = ["secret_nonce", "secret_ciphertext"]
-    actions = ["pause_selected", "resume_selected"]
+    noun = "trigger"
 
-    @admin.action(description="Pause the selected triggers")
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        _apply(self, request, queryset, scope=Scope.SCHEDULES_WRITE, verb="trigger(s) paused",
-               change=lambda row: trigger_update(trigger=row, actor=request.user, enabled=False))  # type: ignore[arg-type]
-
-    @admin.action(description="Resume the selected triggers")
-    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        _apply(self, request, queryset, scope=Scope.SCHEDULES_WRITE, verb="trigger(s) resumed",
-               change=lambda row: trigger_update(trigger=row, actor=request.user, enabled=True))  # type: ignore[arg-type]
+    def set_enabled(self, row: Any, *, actor: Any, enabled: bool) -> Any:
+        return trigger_update(trigger=row, actor=actor, enabled=enabled)
 
 
 @admin.register(TriggerDelivery)
