@@ -15,7 +15,7 @@ What it configures, offline:
   through the real BambooHR client and the whole run completes offline. The
   credential is created once, by the demo owner, encrypted and audited like
   any other; an admin who rotates it to a real BambooHR key (and sets
-  ``STAFFER_BAMBOOHR_BASE_URL``) keeps theirs.
+  ``STAFFER_BAMBOOHR_BASE_URL``) or deletes it keeps it that way.
 
 With the stand-in off and no credential the HRIS step ends in a recorded
 refusal (``not_configured``: "needs a bamboohr credential; an admin adds one
@@ -29,7 +29,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from accounts.models import Membership, Organization
+from accounts.models import AuditEvent, Membership, Organization
 from accounts.roles import Role
 from accounts.services.audit import audit_record
 from automation.onboarding import onboarding_workflow
@@ -40,6 +40,7 @@ DEMO_OWNER_EMAIL = "owner@demo.staffer.local"
 DEMO_MANAGER_EMAIL = "manager@demo.staffer.local"
 DEMO_MANAGER_NAME = "Dana Whitfield"
 SEEDED_NAMES = frozenset({"", "Demo Manager"})
+HRIS_CONNECTED = "demo.hris_connected"
 
 
 def seed_demo(organization: Organization) -> None:
@@ -63,18 +64,28 @@ def seed_demo(organization: Organization) -> None:
 
 
 def connect_demo_hris(organization: Organization) -> IntegrationCredential | None:
-    """Give the demo a BambooHR credential for the local stand-in (when it is on and none exists)."""
+    """Give the demo a BambooHR credential for the local stand-in, once.
+
+    Only when the stand-in is on and the demo was never connected before: a
+    credential an admin deleted or replaced is not put back by the next
+    ``./staffer run`` (the connection is remembered as an audit event).
+    """
     if not settings.DEMO_HRIS:
         return None
-    existing = IntegrationCredential.objects.for_org(organization).filter(provider="bamboohr", name="default").first()
-    if existing is not None:
-        return existing
+    if AuditEvent.objects.for_org(organization).filter(action=HRIS_CONNECTED).exists():
+        return None
+    if IntegrationCredential.objects.for_org(organization).filter(provider="bamboohr").exists():
+        return None
     owner = (
         Membership.objects.for_org(organization).select_related("user")
         .filter(user__email=DEMO_OWNER_EMAIL, role=Role.OWNER).first()
     )
     if owner is None:
         return None
-    return credential_create(organization=organization, actor=owner.user, provider="bamboohr", secret={
-        "api_key": settings.DEMO_HRIS_API_KEY, "company_domain": settings.DEMO_HRIS_COMPANY,
-    })
+    with transaction.atomic():
+        credential = credential_create(organization=organization, actor=owner.user, provider="bamboohr", secret={
+            "api_key": settings.DEMO_HRIS_API_KEY, "company_domain": settings.DEMO_HRIS_COMPANY,
+        })
+        audit_record(organization=organization, actor=None, action=HRIS_CONNECTED, target=credential,
+                     after={"reason": "the demo's local HRIS stand-in", "company": settings.DEMO_HRIS_COMPANY})
+    return credential

@@ -412,6 +412,7 @@ def test_the_demo_completes_the_judged_request_offline_against_the_local_hris(
     credential = IntegrationCredential.objects.for_org(demo).get(provider="bamboohr")
     assert settings.DEMO_HRIS_API_KEY.encode() not in bytes(credential.ciphertext)
     assert AuditEvent.objects.for_org(demo).filter(action="credential.created").count() == 1
+    assert AuditEvent.objects.for_org(demo).filter(action="demo.hris_connected").count() == 1
     requester = User.objects.get(email="member@demo.staffer.local")
     director = User.objects.get(email="admin@demo.staffer.local")
     started, _ = onboarding_request_start(organization=demo, actor=requester, text=JUDGED_REQUEST)
@@ -437,3 +438,18 @@ def test_the_demo_completes_the_judged_request_offline_against_the_local_hris(
     for call in ToolCall.objects.for_org(demo):
         assert call.outcome == "succeeded", (call.tool_name, call.reason)
         assert AuditEvent.objects.for_org(demo).filter(target_id=str(call.pk), action__startswith="tool.").exists()
+
+
+def test_a_demo_hris_credential_an_admin_deleted_is_not_put_back(db, settings):
+    """`./staffer run` seeds the demo at every start: the stand-in's credential comes once, not again after an
+    admin deleted it."""
+    settings.DEMO_HRIS = True
+    call_command("seed_demo", stdout=io.StringIO())
+    demo = Organization.objects.get(slug="demo")
+    from tools.models import IntegrationCredential
+    from tools.services.credentials import credential_delete
+
+    credential_delete(credential=IntegrationCredential.objects.for_org(demo).get(provider="bamboohr"),
+                      actor=User.objects.get(email="owner@demo.staffer.local"))
+    call_command("seed_demo", stdout=io.StringIO())
+    assert not IntegrationCredential.objects.for_org(demo).filter(provider="bamboohr").exists()
