@@ -59,6 +59,10 @@ class NotificationDigest(OrganizationOwned):
     status = models.CharField(max_length=8, choices=DigestStatus.choices, default=DigestStatus.SENDING)
     items = models.JSONField(default=list, blank=True, help_text="Ids of the notifications it holds.")
     error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a failed digest is sent again (empty: no more attempts)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

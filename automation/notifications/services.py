@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import formataddr, make_msgid
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -180,12 +180,18 @@ def zone_of(organization: Organization) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+DIGEST_ATTEMPTS = 5
+DIGEST_RETRY_SECONDS = 300
+"""A digest the mail server refused is sent again after 5, 10, 20 and 40 minutes, then given up (kept FAILED)."""
+
+
 def digest_send(*, organization: Organization, user: User, now: datetime | None = None) -> NotificationDigest | None:
     """Send ``user`` today's digest of the notifications they chose to get daily, if not sent today.
 
     "Today" and the hour it is due (``NOTIFICATIONS_DIGEST_HOUR``) are the
     organization's local time. The digest row is unique per user and day and
-    written before the email goes out, so a digest is never sent twice.
+    written before the email goes out, so a digest is never sent twice; one
+    the mail server refused is sent again later (:func:`digest_retry`).
     """
     now = now or timezone.now()
     local = now.astimezone(zone_of(organization))
@@ -210,7 +216,12 @@ def digest_send(*, organization: Organization, user: User, now: datetime | None 
             digest.save(update_fields=["items"])
     except IntegrityError:
         return None  # today's digest went out already; these wait for tomorrow's
-    lines = [f"Your daily digest for {local:%A %d %B %Y} ({len(items)} notifications):", ""]
+    return _deliver_digest(digest, organization=organization, user=user, items=items, now=now)
+
+
+def _deliver_digest(digest: NotificationDigest, *, organization: Organization, user: User,
+                    items: list[Notification], now: datetime) -> NotificationDigest:
+    lines = [f"Your daily digest for {digest.period:%A %d %B %Y} ({len(items)} notifications):", ""]
     for item in items:
         lines.append(f"- {item.title}")
         if item.message:
@@ -221,24 +232,44 @@ def digest_send(*, organization: Organization, user: User, now: datetime | None 
     email = _message(organization=organization, to=user.email,
                      subject=f"[{organization.name}] Daily digest: {len(items)} notifications",
                      body="\n".join(lines) + _footer(organization), message_id=message_id, task=None)
+    attempts = digest.attempts + 1
     try:
         _send(email)
     except OSError as exc:
-        logger.warning("digest %s: email failed: %s", digest.pk, exc)
+        logger.warning("digest %s: email failed (attempt %s of %s): %s", digest.pk, attempts, DIGEST_ATTEMPTS, exc)
+        again = (now + timedelta(seconds=DIGEST_RETRY_SECONDS * 2 ** (attempts - 1))
+                 if attempts < DIGEST_ATTEMPTS else None)
         NotificationDigest.objects.for_org(organization).filter(pk=digest.pk).update(
-            status=DigestStatus.FAILED, error=str(exc)[:500]
+            status=DigestStatus.FAILED, error=str(exc)[:500], attempts=attempts, next_attempt_at=again
         )
-        digest.status = DigestStatus.FAILED
+        digest.status, digest.attempts, digest.next_attempt_at = DigestStatus.FAILED, attempts, again
         return digest
     NotificationDigest.objects.for_org(organization).filter(pk=digest.pk).update(
-        status=DigestStatus.SENT, sent_at=timezone.now()
+        status=DigestStatus.SENT, sent_at=timezone.now(), attempts=attempts, next_attempt_at=None, error=""
     )
-    digest.status = DigestStatus.SENT
+    digest.status, digest.attempts = DigestStatus.SENT, attempts
     return digest
 
 
+def digest_retry(*, digest_id: int, now: datetime | None = None) -> NotificationDigest | None:
+    """Send a failed digest again (the same notifications), if it is due; None when another took it or none."""
+    now = now or timezone.now()
+    claimed = NotificationDigest.objects.dangerously_unscoped().filter(
+        pk=digest_id, status=DigestStatus.FAILED, next_attempt_at__lte=now
+    ).update(status=DigestStatus.SENDING)
+    if not claimed:
+        return None
+    digest = NotificationDigest.objects.dangerously_unscoped().select_related("organization", "user").get(
+        pk=digest_id
+    )
+    organization = digest.organization
+    by_id = {n.pk: n for n in Notification.objects.for_org(organization).filter(pk__in=digest.items)}
+    items = [by_id[pk] for pk in digest.items if pk in by_id]
+    return _deliver_digest(digest, organization=organization, user=digest.user, items=items, now=now)
+
+
 def digests_send(*, now: datetime | None = None, limit: int = 500) -> DigestResult:
-    """Send every digest that is due (system job, every organization)."""
+    """Send every digest that is due, and again those the mail server refused (system job, every organization)."""
     now = now or timezone.now()
     pairs = list(
         Notification.objects.dangerously_unscoped().filter(email_status="digest", created_at__lte=now)
@@ -247,8 +278,13 @@ def digests_send(*, now: datetime | None = None, limit: int = 500) -> DigestResu
     organizations = {o.pk: o for o in Organization.objects.filter(pk__in={p[0] for p in pairs})}
     users = {u.pk: u for u in User.objects.filter(pk__in={p[1] for p in pairs})}
     sent = items = 0
-    for organization_id, user_id in pairs:
-        digest = digest_send(organization=organizations[organization_id], user=users[user_id], now=now)
+    digests = [digest_send(organization=organizations[organization_id], user=users[user_id], now=now)
+               for organization_id, user_id in pairs]
+    due = NotificationDigest.objects.dangerously_unscoped().filter(
+        status=DigestStatus.FAILED, next_attempt_at__lte=now
+    ).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    digests += [digest_retry(digest_id=pk, now=now) for pk in due]
+    for digest in digests:
         if digest is not None and digest.status == DigestStatus.SENT:
             sent += 1
             items += len(digest.items)

@@ -190,3 +190,61 @@ def test_digest_hour_is_the_organizations_local_time(tenant_a):
     assert digests_send(now=datetime(2030, 1, 6, 22, 0, tzinfo=UTC)).sent == 0  # 07:00 in Tokyo
     assert digests_send(now=datetime(2030, 1, 6, 23, 30, tzinfo=UTC)).sent == 1
     assert NotificationDigest.objects.for_org(org).get().period.isoformat() == "2030-01-07"
+
+
+class RefusingBackend:
+    """An email backend whose server refuses the next ``refusals`` sends (then accepts, into the outbox)."""
+
+    refusals = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def send_messages(self, messages):
+        if RefusingBackend.refusals > 0:
+            RefusingBackend.refusals -= 1
+            raise OSError("451 4.3.0 mail server busy")
+        django_mail.outbox.extend(messages)
+        return len(messages)
+
+
+def test_a_digest_the_mail_server_refused_is_sent_again_later_with_the_same_items(tenant_a, settings):
+    """Refused at the digest hour: kept as failed with the reason, sent again after 5 minutes (not before), with
+    the same notifications, once; the items never go into tomorrow's digest twice."""
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
+    django_mail.outbox.clear()
+    RefusingBackend.refusals = 1
+    org = tenant_a.organization
+    for key in ("a", "b"):
+        notify(organization=org, user_id=tenant_a.member.pk, kind="due_soon", title=f"Due soon {key}",
+               dedupe_key=key)
+    morning = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+    assert digests_send(now=morning).sent == 0
+    digest = NotificationDigest.objects.for_org(org).get()
+    assert (digest.status, digest.attempts, digest.error) == ("failed", 1, "451 4.3.0 mail server busy")
+    assert digest.next_attempt_at == morning + timedelta(minutes=5)
+    assert digests_send(now=morning + timedelta(minutes=4)).sent == 0
+    result = digests_send(now=morning + timedelta(minutes=5))
+    assert (result.sent, result.items) == (1, 2)
+    digest.refresh_from_db()
+    assert (digest.status, digest.attempts, digest.next_attempt_at) == ("sent", 2, None)
+    [email] = django_mail.outbox
+    assert "Due soon a" in email.body
+    assert "Due soon b" in email.body
+    assert digests_send(now=morning + timedelta(hours=1)).sent == 0
+    assert digests_send(now=morning + timedelta(days=1)).sent == 0
+    assert len(django_mail.outbox) == 1
+
+
+def test_a_digest_is_given_up_after_five_refusals(tenant_a, settings):
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
+    RefusingBackend.refusals = 99
+    org = tenant_a.organization
+    notify(organization=org, user_id=tenant_a.member.pk, kind="due_soon", title="Due soon", dedupe_key="x")
+    now = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+    for _ in range(8):
+        digests_send(now=now)
+        now += timedelta(hours=2)
+    digest = NotificationDigest.objects.for_org(org).get()
+    assert (digest.status, digest.attempts, digest.next_attempt_at) == ("failed", 5, None)
+    RefusingBackend.refusals = 0
