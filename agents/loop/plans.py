@@ -17,6 +17,7 @@ from typing import Any
 from accounts.models import Membership, Organization, User
 from agents import conf
 from agents.models import Strategy
+from automation.services.subtasks import find_step_cycle
 
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ROLES = ("employee", "human")
@@ -92,33 +93,6 @@ class PlanCheck:
 
     def describe(self) -> str:
         return "; ".join(p.message for p in self.problems) or "; ".join(self.needs)
-
-
-def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
-    """A cycle among step ids (``[a, b, a]``), or None. ``edges`` maps a step to the steps it depends on."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in edges.get(node, []):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
-            if state.get(nxt) is None and nxt in edges:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in edges:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return None
 
 
 def topological(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -246,7 +220,7 @@ def plan_check(data: Any, *, organization: Organization, requester: User | None)
             problems.append(Problem("unknown_dependency", f"step {step['id']!r} depends on unknown step(s): "
                                                           f"{', '.join(unknown)}", step["id"]))
             step["depends_on"] = [d for d in step["depends_on"] if d in ids]
-    cycle = find_cycle({s["id"]: s["depends_on"] for s in steps})
+    cycle = find_step_cycle({s["id"]: s["depends_on"] for s in steps})
     if cycle:
         problems.append(Problem("cycle", f"the steps form a cycle: {' → '.join(cycle)}", cycle[0]))
     employee_steps = [s for s in steps if s["role"] == "employee"]
